@@ -1,0 +1,16 @@
+"""course_lib: the thin library behind the neural language modelling course notebooks.
+
+Modules (flat, one job each):
+
+- ``course_lib.data``     data registry and ``fetch(name)`` (mirror -> cache -> download, checksummed)
+- ``course_lib.device``   ``get_device()``, ``seed_everything()``, ``fast_mode()``
+- ``course_lib.text``     character vocabularies, padding and batching for language models
+- ``course_lib.train``    a training loop with progress bars, history, best checkpoint, callbacks
+- ``course_lib.layers``   reference implementations of the models the handouts give
+- ``course_lib.plot``     loss / perplexity curves
+- ``course_lib.tables``   result tables
+- ``course_lib.grading``  the ``course`` command: release, autograde, feedback, gradebook
+- ``course_lib.runners``  command-line experiment runners (``python -m course_lib.runners.rnn_lm``)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,250 @@
+"""The ``course`` command: release, autograde, gradebook, feedback, formgrade, examples, demo.
+
+Run ``course --help`` or ``course <command> --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .contract import ContractError, check_notebook
+from .course import GradingError, Workspace, get_assignment, list_assignments, print_table
+
+
+def _workspace(args) -> Workspace:
+    return Workspace(args.workdir, cell_timeout=getattr(args, "cell_timeout", 120))
+
+
+def _names(args) -> list[str]:
+    names = list_assignments() if getattr(args, "all", False) or not args.assignments else args.assignments
+    for n in names:
+        get_assignment(n)
+    return names
+
+
+def cmd_list(args) -> int:
+    rows = []
+    for n in list_assignments():
+        spec = get_assignment(n).spec()
+        rows.append({"assignment": n, "tests": len(spec.tests), "auto_points": spec.auto_points,
+                     "written": len(spec.written), "manual_points": spec.manual_points})
+    print_table(pd.DataFrame(rows))
+    return 0
+
+
+def cmd_lint(args) -> int:
+    bad = 0
+    for n in _names(args):
+        try:
+            spec = check_notebook(get_assignment(n).notebook)
+            print(f"{n}: ok ({len(spec.tests)} test cells, {spec.auto_points:g} auto points, "
+                  f"{len(spec.written)} written answers, {spec.manual_points:g} manual points)")
+        except ContractError as exc:
+            print(exc, file=sys.stderr)
+            bad += 1
+    return 1 if bad else 0
+
+
+def cmd_release(args) -> int:
+    ws = _workspace(args)
+    for n in _names(args):
+        path = ws.release(n, output=Path(args.output))
+        print(f"released {n}: {path}")
+    return 0
+
+
+def cmd_autograde(args) -> int:
+    ws = _workspace(args)
+    out = Path(args.output) if args.output else None
+    grades = ws.autograde(args.assignment, Path(args.submissions), output=out, students=args.student or None,
+                          progress=not args.no_progress)
+    out = out or ws.workdir / args.assignment
+    _report(out)
+    print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student_id>.html")
+    return 0 if len(grades) else 1
+
+
+def _report(out: Path) -> pd.DataFrame:
+    totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str})
+    print_table(totals)
+    log = pd.read_csv(out / "grading_log.csv", dtype={"student_id": str}).fillna("")
+    problems = log[log["status"] != "ok"]
+    if len(problems):
+        print("\nSubmissions that could not be graded normally:")
+        print_table(problems)
+    return totals
+
+
+def cmd_gradebook(args) -> int:
+    ws = _workspace(args)
+    out = Path(args.output) if args.output else ws.workdir / args.assignment
+    ws.export(args.assignment, output=out)
+    _report(out)
+    print(f"\ngrades: {out / 'grades.csv'}  (manual scores from the formgrader are merged)")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    ws = _workspace(args)
+    out = Path(args.output) if args.output else ws.workdir / args.assignment
+    ws.export(args.assignment, output=out)
+    pages = sorted((out / "feedback").glob("*.html"))
+    print(f"wrote {len(pages)} feedback pages to {out / 'feedback'}")
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def formgrade_command(ws: Workspace, port: int, token: str) -> list[str]:
+    root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    return [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", *root,
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ws.nbroot}",
+    ]
+
+
+def cmd_formgrade(args) -> int:
+    ws = _workspace(args)
+    ws.release(args.assignment)
+    port = args.port or _free_port()
+    token = args.token or secrets.token_hex(16)
+    print(f"Formgrader for {args.assignment}: http://127.0.0.1:{port}/formgrader?token={token}")
+    print("Grade the written answers there, then run `course gradebook "
+          f"{args.assignment}` to merge them into grades.csv. Stop with Ctrl-C.")
+    sys.stdout.flush()
+    proc = subprocess.Popen(formgrade_command(ws, port, token), cwd=ws.nbroot)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return 0
+
+
+def cmd_examples(args) -> int:
+    from .examples import build_examples
+
+    ws = _workspace(args)
+    release_nb = ws.released_notebook(args.assignment)
+    for ex, expected in build_examples(args.assignment, Path(args.output), release_notebook=release_nb):
+        print(f"{ex.student_id:32s} expected auto score {expected:g}  {ex.description}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Release every assignment, grade its example submissions, check and print the gradebook."""
+    from .examples import build_examples
+
+    ws = _workspace(args)
+    work = ws.workdir
+    ok = True
+    for n in _names(args):
+        rel = ws.release(n, output=work / "release")
+        print(f"== {n}: released {rel}")
+        a = get_assignment(n)
+        if not (a.source_dir / "examples.toml").is_file():
+            print(f"   ({n} ships no example submissions)")
+            continue
+        subs = work / "submissions" / n
+        if subs.exists():
+            import shutil
+
+            shutil.rmtree(subs)
+        examples = build_examples(n, subs, release_notebook=ws.nbroot / "release" / n / f"{n}.ipynb")
+        out = work / "graded" / n
+        ws.autograde(n, subs, output=out, progress=not args.no_progress)
+        totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str}).set_index("student_id")
+        rows = []
+        for ex, expected in examples:
+            got = float(totals.loc[ex.student_id, "auto_score"])
+            match = abs(got - expected) < 1e-9
+            ok &= match
+            rows.append({"student": ex.student_id, "auto": got, "expected": expected,
+                         "max": float(totals.loc[ex.student_id, "auto_max"]),
+                         "check": "ok" if match else "MISMATCH", "what": ex.description[:60]})
+        print(f"\nGradebook for {n} (automatic points):")
+        print_table(pd.DataFrame(rows))
+        print(f"\ngrades.csv: {out / 'grades.csv'}\nfeedback:   {out / 'feedback'}/")
+    if not ok:
+        print("\nSome example submissions did not get their expected score.", file=sys.stderr)
+        return 1
+    print("\nEvery example submission got exactly its expected score.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default=os.environ.get("COURSE_WORKDIR", "grading"),
+                   help="grading workspace (default: ./grading or $COURSE_WORKDIR)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list assignments and their points")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("lint", help="check the nbgrader metadata contract of source notebooks")
+    s.add_argument("assignments", nargs="*")
+    s.set_defaults(func=cmd_lint)
+
+    s = sub.add_parser("release", help="write the student version (solutions and hidden tests stripped)")
+    s.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--output", default="release", help="folder for released assignments (default: ./release)")
+    s.set_defaults(func=cmd_release)
+
+    s = sub.add_parser("autograde", help="grade SUBMISSIONS/<student_id>/<assignment>.ipynb")
+    s.add_argument("assignment")
+    s.add_argument("submissions")
+    s.add_argument("--output", help="where grades.csv and feedback go (default: WORKDIR/<assignment>)")
+    s.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    s.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_autograde)
+
+    for name, fn, text in [("gradebook", cmd_gradebook, "export grades (auto + manual) and totals"),
+                           ("feedback", cmd_feedback, "write one feedback page per student")]:
+        s = sub.add_parser(name, help=text)
+        s.add_argument("assignment")
+        s.add_argument("--output")
+        s.set_defaults(func=fn)
+
+    s = sub.add_parser("formgrade", help="grade written answers by hand in nbgrader's formgrader (loopback only)")
+    s.add_argument("assignment")
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--token", default=None)
+    s.set_defaults(func=cmd_formgrade)
+
+    s = sub.add_parser("examples", help="write the example submissions of an assignment")
+    s.add_argument("assignment")
+    s.add_argument("output")
+    s.set_defaults(func=cmd_examples)
+
+    s = sub.add_parser("demo", help="release everything, grade the example submissions, print the gradebook")
+    s.add_argument("assignments", nargs="*")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (GradingError, ContractError) as exc:
+        print(f"course: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

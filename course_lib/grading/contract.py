@@ -1,0 +1,176 @@
+"""The nbgrader metadata contract between an instructor notebook and the grader.
+
+Rules (``check_notebook`` enforces them, and a test runs it on every source notebook):
+
+- An autograded *solution* cell (code, ``solution: true, grade: false``) defines the function,
+  class or variable named by its ``grade_id``.
+- A *test* cell (code, ``grade: true, solution: false``) has ``points > 0`` and a ``grade_id`` of the
+  form ``test_<name>`` or ``test_<name>_<what>``, where ``<name>`` is a graded solution cell.
+- Every graded solution cell has at least one test cell with points.
+- A *written answer* (markdown, ``solution: true, grade: true``) has ``points > 0``; it is graded by
+  hand in the formgrader.
+- ``grade_id`` values are unique and use only letters, digits, ``_`` and ``-``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+GRADE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+
+
+class ContractError(ValueError):
+    """The notebook breaks the metadata contract; the message lists every problem."""
+
+
+@dataclass
+class GradedCell:
+    grade_id: str
+    kind: str  # "solution" (autograded code answer), "test", "written" (manual), "manual-code"
+    points: float
+    index: int
+    cell_type: str
+    defines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NotebookSpec:
+    path: Path | None
+    cells: list[GradedCell]
+
+    @property
+    def tests(self) -> list[GradedCell]:
+        return [c for c in self.cells if c.kind == "test"]
+
+    @property
+    def written(self) -> list[GradedCell]:
+        return [c for c in self.cells if c.kind in ("written", "manual-code")]
+
+    @property
+    def solutions(self) -> list[GradedCell]:
+        return [c for c in self.cells if c.kind == "solution"]
+
+    @property
+    def auto_points(self) -> float:
+        return sum(c.points for c in self.tests)
+
+    @property
+    def manual_points(self) -> float:
+        return sum(c.points for c in self.written)
+
+    def graded(self) -> list[GradedCell]:
+        """Cells that carry points, in notebook order (one gradebook row each)."""
+        return [c for c in self.cells if c.kind in ("test", "written", "manual-code")]
+
+    def points_of(self, grade_id: str) -> float:
+        for c in self.cells:
+            if c.grade_id == grade_id:
+                return c.points
+        raise KeyError(grade_id)
+
+    def target_of(self, test_id: str) -> str | None:
+        """The solution name a test cell belongs to (longest matching prefix)."""
+        names = sorted((c.grade_id for c in self.solutions), key=len, reverse=True)
+        for name in names:
+            if test_id == f"test_{name}" or test_id.startswith(f"test_{name}_"):
+                return name
+        return None
+
+
+def _defined_names(source: str) -> list[str]:
+    """Top-level names a code cell defines (functions, classes, assignments)."""
+    # Drop IPython magics so the cell parses.
+    text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        names.append(n.id)
+    return names
+
+
+def strip_solution_markers(source: str) -> str:
+    """The instructor's solution as a student would have written it (marker lines removed)."""
+    keep = [line for line in source.splitlines() if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION)]
+    return "\n".join(keep)
+
+
+def parse_notebook(nb_or_path) -> NotebookSpec:
+    if isinstance(nb_or_path, (str, Path)):
+        path = Path(nb_or_path)
+        nb = nbformat.read(path, as_version=4)
+    else:
+        path, nb = None, nb_or_path
+    cells: list[GradedCell] = []
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if not meta:
+            continue
+        solution, grade = bool(meta.get("solution")), bool(meta.get("grade"))
+        if not (solution or grade):
+            continue
+        if solution and not grade:
+            kind = "solution"
+        elif grade and not solution:
+            kind = "test"
+        elif cell.cell_type == "markdown":
+            kind = "written"
+        else:
+            kind = "manual-code"
+        defines = _defined_names(cell.source) if cell.cell_type == "code" else []
+        points = float(meta.get("points", 0) or 0) if grade else 0.0
+        cells.append(GradedCell(str(meta.get("grade_id", "")), kind, points, i, cell.cell_type, defines))
+    return NotebookSpec(path, cells)
+
+
+def check_notebook(nb_or_path) -> NotebookSpec:
+    """Parse and validate; raises :class:`ContractError` listing every problem found."""
+    spec = parse_notebook(nb_or_path)
+    problems: list[str] = []
+    seen: set[str] = set()
+    for c in spec.cells:
+        where = f"cell {c.index} ({c.grade_id or 'no grade_id'})"
+        if not c.grade_id or not GRADE_ID_RE.match(c.grade_id):
+            problems.append(f"{where}: grade_id must be letters, digits, '_' or '-'")
+        if c.grade_id in seen:
+            problems.append(f"{where}: duplicate grade_id {c.grade_id!r}")
+        seen.add(c.grade_id)
+        if c.kind == "solution":
+            if c.cell_type != "code":
+                problems.append(f"{where}: an autograded solution cell must be a code cell")
+            elif c.grade_id not in c.defines:
+                problems.append(
+                    f"{where}: a solution cell's grade_id must name the function, class or variable it "
+                    f"defines (defines {c.defines or 'nothing'})"
+                )
+        if c.kind in ("test", "written", "manual-code") and not c.points > 0:
+            problems.append(f"{where}: a graded cell needs points > 0")
+        if c.kind == "test":
+            if not c.grade_id.startswith("test_"):
+                problems.append(f"{where}: a test cell's grade_id must start with 'test_'")
+            elif spec.target_of(c.grade_id) is None:
+                problems.append(f"{where}: test cell does not name a graded solution (test_<name>[_...])")
+    for s in spec.solutions:
+        tests = [t for t in spec.tests if spec.target_of(t.grade_id) == s.grade_id and t.points > 0]
+        if not tests:
+            problems.append(f"solution {s.grade_id!r} has no test cell with points (expected 'test_{s.grade_id}...')")
+    if problems:
+        label = str(spec.path) if spec.path else "notebook"
+        raise ContractError(f"{label} breaks the grading contract:\n  - " + "\n  - ".join(problems))
+    return spec

@@ -1,0 +1,558 @@
+"""Release, autograde, gradebook and feedback on top of nbgrader.
+
+The instructor never sees nbgrader's directory layout. A *workspace* (``--workdir``, default
+``./grading``) holds everything::
+
+    grading/
+      nbgrader/                 nbgrader's course directory: source/, release/, submitted/,
+                                autograded/, gradebook.db, nbgrader_config.py (for the formgrader)
+      <assignment>/
+        grades.csv              one row per graded cell: student_id, assignment, question, score, max_score
+        totals.csv              one row per student: auto, manual, total, max, pending manual cells, status
+        grading_log.csv         one row per submission: status, seconds, message (nothing is skipped silently)
+        feedback/<student>.html one page per student: each test's pass/fail and a safe hint
+        autograded/<student>.ipynb  the executed notebook (for the instructor)
+
+Submissions are read from ``SUBMISSIONS_DIR/<student_id>/<assignment>.ipynb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from .contract import NotebookSpec, check_notebook
+
+ASSIGNMENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
+COURSE_ID = "nlm_course"
+# Files in notebooks/<assignment>/ that never reach students.
+PRIVATE_FILES = {"examples.toml"}
+PRIVATE_SUFFIXES = {".pyc"}
+PRIVATE_DIRS = {"__pycache__", ".ipynb_checkpoints", "examples"}
+
+GRADES_COLUMNS = ["student_id", "assignment", "question", "score", "max_score"]
+
+
+class GradingError(RuntimeError):
+    """A grading step failed; the message says which and what to do."""
+
+
+# ----------------------------------------------------------------------------- assignments
+def find_root(start: Path | None = None) -> Path:
+    """The course repository root: ``$COURSE_ROOT``, else the nearest parent with ``notebooks/``."""
+    env = os.environ.get("COURSE_ROOT")
+    if env:
+        return Path(env).resolve()
+    for base in [Path(start or Path.cwd()).resolve(), Path(__file__).resolve().parent]:
+        for p in [base, *base.parents]:
+            if (p / "notebooks").is_dir() and (p / "course_lib").is_dir():
+                return p
+    raise GradingError(
+        "Could not find the course repository (a folder with notebooks/ and course_lib/). "
+        "Run the command inside the repository or set COURSE_ROOT."
+    )
+
+
+@dataclass
+class Assignment:
+    name: str
+    source_dir: Path
+
+    @property
+    def notebook(self) -> Path:
+        return self.source_dir / f"{self.name}.ipynb"
+
+    def spec(self) -> NotebookSpec:
+        return check_notebook(self.notebook)
+
+    def release_files(self) -> list[Path]:
+        """Files copied to nbgrader's source folder: the notebook and public extras only."""
+        out = []
+        for p in sorted(self.source_dir.rglob("*")):
+            rel = p.relative_to(self.source_dir)
+            if p.is_dir() or any(part in PRIVATE_DIRS for part in rel.parts):
+                continue
+            if p.name in PRIVATE_FILES or p.suffix in PRIVATE_SUFFIXES:
+                continue
+            if p.suffix == ".py" and p.stem == self.name:  # the jupytext pair holds the solutions
+                continue
+            out.append(p)
+        return out
+
+
+def list_assignments(root: Path | None = None) -> list[str]:
+    root = root or find_root()
+    return sorted(
+        d.name for d in (root / "notebooks").iterdir() if d.is_dir() and (d / f"{d.name}.ipynb").is_file()
+    )
+
+
+def get_assignment(name: str, root: Path | None = None) -> Assignment:
+    root = root or find_root()
+    if not ASSIGNMENT_RE.match(name or ""):
+        raise GradingError(f"Invalid assignment name {name!r}: use lower-case letters, digits and '_'.")
+    a = Assignment(name, root / "notebooks" / name)
+    if not a.notebook.is_file():
+        raise GradingError(
+            f"No assignment {name!r}: {a.notebook} does not exist. Available: {', '.join(list_assignments(root)) or 'none'}."
+        )
+    return a
+
+
+# ----------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def setenv(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _rmtree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    _atomic_write_text(path, df.to_csv(index=False))
+
+
+def _ensure_bin_on_path() -> None:
+    """nbgrader runs helper programs (``alembic``) by name: make this interpreter's bin dir visible."""
+    bindir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in parts:
+        os.environ["PATH"] = os.pathsep.join([bindir, *parts])
+
+
+# ----------------------------------------------------------------------------- workspace
+class Workspace:
+    """An nbgrader course directory owned by the ``course`` command."""
+
+    def __init__(self, workdir: Path | str = "grading", *, root: Path | None = None, cell_timeout: int = 120):
+        self.workdir = Path(workdir).resolve()
+        self.nbroot = self.workdir / "nbgrader"
+        self.root = root or find_root()
+        self.cell_timeout = int(cell_timeout)
+        self.nbroot.mkdir(parents=True, exist_ok=True)
+        self._write_config_file()
+        _ensure_bin_on_path()
+
+    # -- nbgrader configuration
+    def config(self):
+        from traitlets.config import Config
+
+        c = Config()
+        c.CourseDirectory.root = str(self.nbroot)
+        c.CourseDirectory.course_id = COURSE_ID
+        c.CourseDirectory.db_url = f"sqlite:///{self.nbroot / 'gradebook.db'}"
+        c.Execute.timeout = self.cell_timeout
+        c.Execute.allow_errors = True
+        c.Execute.interrupt_on_timeout = True
+        # A warning printed to stderr must not zero a test cell (nbgrader counts any stderr as a
+        # failure). Errors are separate "error" outputs, so removing stderr streams is safe.
+        c.IgnorePattern.enabled = True
+        c.IgnorePattern.pattern = r"[\s\S]"
+        c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+        c.Exchange.root = str(self.nbroot / "exchange")
+        return c
+
+    def _write_config_file(self) -> None:
+        text = (
+            "# Written by `course`: lets the formgrader and the nbgrader CLI use this workspace.\n"
+            "c = get_config()  # noqa: F821\n"
+            f"c.CourseDirectory.root = {str(self.nbroot)!r}\n"
+            f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
+            f"c.CourseDirectory.db_url = {('sqlite:///' + str(self.nbroot / 'gradebook.db'))!r}\n"
+            f"c.Exchange.root = {str(self.nbroot / 'exchange')!r}\n"
+            f"c.Execute.timeout = {self.cell_timeout}\n"
+            "c.IgnorePattern.enabled = True\n"
+            "c.IgnorePattern.pattern = r'[\\s\\S]'\n"
+        )
+        cfg = self.nbroot / "nbgrader_config.py"
+        if not cfg.exists() or cfg.read_text() != text:
+            _atomic_write_text(cfg, text)
+
+    def api(self):
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+
+        config = self.config()
+        coursedir = CourseDirectory(config=config)
+        return NbGraderAPI(coursedir=coursedir, config=config)
+
+    def gradebook(self):
+        from nbgrader.api import Gradebook
+
+        return Gradebook(f"sqlite:///{self.nbroot / 'gradebook.db'}", course_id=COURSE_ID)
+
+    # -- release
+    def release(self, name: str, output: Path | None = None) -> Path:
+        """Generate the student version of ``name``; returns the released notebook's path.
+
+        Copies the notebook and its public extras to ``<output>/<name>/`` when ``output`` is given.
+        """
+        a = get_assignment(name, self.root)
+        a.spec()  # fail early, with every problem listed, if the contract is broken
+        src = self.nbroot / "source" / name
+        _rmtree(src)
+        src.mkdir(parents=True)
+        for f in a.release_files():
+            dest = src / f.relative_to(a.source_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest)
+        with setenv(PYTHONWARNINGS="ignore"):
+            result = self.api().generate_assignment(name, force=True, create=True)
+        if not result.get("success"):
+            raise GradingError(f"nbgrader could not generate the release of {name!r}:\n{result.get('error') or result.get('log')}")
+        released = self.nbroot / "release" / name
+        nb_path = released / f"{name}.ipynb"
+        if not nb_path.is_file():
+            raise GradingError(f"nbgrader ran but wrote no {nb_path}; log:\n{result.get('log')}")
+        if output is not None:
+            dest = Path(output) / name
+            _rmtree(dest)
+            shutil.copytree(released, dest)
+            return dest / f"{name}.ipynb"
+        return nb_path
+
+    def released_notebook(self, name: str) -> Path:
+        p = self.nbroot / "release" / name / f"{name}.ipynb"
+        if not p.is_file():
+            return self.release(name)
+        return p
+
+    # -- autograde
+    def autograde(
+        self,
+        name: str,
+        submissions: Path | str,
+        *,
+        output: Path | None = None,
+        students: list[str] | None = None,
+        progress: bool = True,
+        log=print,
+    ) -> pd.DataFrame:
+        """Grade ``submissions/<student_id>/<name>.ipynb``; returns the grades DataFrame.
+
+        Every student folder gets rows in ``grades.csv``: a submission that cannot be read or run
+        scores 0 and the reason is written to ``grading_log.csv`` and to its feedback page.
+        """
+        a = get_assignment(name, self.root)
+        spec = a.spec()
+        submissions = Path(submissions)
+        if not submissions.is_dir():
+            raise GradingError(f"Submissions folder {submissions} does not exist (expected {submissions}/<student_id>/{name}.ipynb).")
+        out = Path(output) if output else self.workdir / name
+        out.mkdir(parents=True, exist_ok=True)
+        self.release(name)  # (re)registers the assignment and its tests in the gradebook
+
+        found = discover_submissions(submissions, name, log=log)
+        if students:
+            missing = sorted(set(students) - {s.student_id for s in found})
+            if missing:
+                raise GradingError(f"No submission folder for: {', '.join(missing)} in {submissions}")
+            found = [s for s in found if s.student_id in set(students)]
+
+        api = self.api()
+        records = []
+        iterator = found
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(found, desc=f"autograde {name}", unit="submission")
+            iterator = bar
+        for sub in iterator:
+            t0 = time.perf_counter()
+            status, message = sub.status, sub.message
+            if status == "ok":
+                status, message = self._grade_one(api, name, sub)
+            records.append(
+                {"student_id": sub.student_id, "status": status, "seconds": round(time.perf_counter() - t0, 2), "message": message}
+            )
+            if bar is not None:
+                fails = sum(r["status"] != "ok" for r in records)
+                bar.set_postfix(failures=fails)
+        if bar is not None:
+            bar.close()
+
+        log_df = pd.DataFrame(records, columns=["student_id", "status", "seconds", "message"])
+        self._merge_log(out, log_df)
+        grades = self.export(name, output=out)
+        return grades
+
+    def _grade_one(self, api, name: str, sub: "Submission") -> tuple[str, str]:
+        dest = self.nbroot / "submitted" / sub.student_id / name
+        _rmtree(dest.parent / name)
+        dest.mkdir(parents=True)
+        shutil.copyfile(sub.notebook, dest / f"{name}.ipynb")
+        # Submitted extra files are not needed to grade; only the notebook is copied.
+        with setenv(COURSE_FAST="1", COURSE_AUTOGRADE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore", TQDM_DISABLE="1"), \
+                warnings.catch_warnings():
+            # nbgrader's own SQLAlchemy session warnings are noise for an instructor.
+            warnings.filterwarnings("ignore", message="Object of type <Submitted")
+            result = api.autograde(name, sub.student_id, force=True, create=True)
+        if not result.get("success"):
+            text = (result.get("error") or result.get("log") or "").strip()
+            return "error", "nbgrader could not grade this notebook: " + text.splitlines()[-1][:300] if text else "unknown error"
+        return "ok", ""
+
+    def _merge_log(self, out: Path, new: pd.DataFrame) -> None:
+        path = out / "grading_log.csv"
+        if path.exists():
+            old = pd.read_csv(path, dtype={"student_id": str}).fillna("")
+            old = old[~old["student_id"].isin(new["student_id"])]
+            new = pd.concat([old, new], ignore_index=True)
+        _write_csv(new.sort_values("student_id"), path)
+
+    # -- gradebook export
+    def export(self, name: str, *, output: Path | None = None) -> pd.DataFrame:
+        """Write grades.csv, totals.csv and feedback pages for ``name`` from the gradebook."""
+        a = get_assignment(name, self.root)
+        spec = a.spec()
+        out = Path(output) if output else self.workdir / name
+        out.mkdir(parents=True, exist_ok=True)
+        log_path = out / "grading_log.csv"
+        log_df = (
+            pd.read_csv(log_path, dtype={"student_id": str}).fillna("")
+            if log_path.exists()
+            else pd.DataFrame(columns=["student_id", "status", "seconds", "message"])
+        )
+        rows, details = [], {}
+        with self.gradebook() as gb:
+            for rec in log_df.to_dict("records"):
+                sid = rec["student_id"]
+                graded = {}
+                if rec["status"] == "ok":
+                    try:
+                        nb = gb.find_submission_notebook(name, name, sid)
+                        graded = {g.name: g for g in nb.grades}
+                    except Exception:  # noqa: BLE001 - missing in the gradebook: treated as not graded
+                        rec["status"], rec["message"] = "error", "no grades were recorded for this submission"
+                info = {}
+                for cell in spec.graded():
+                    g = graded.get(cell.grade_id)
+                    if g is None:
+                        score = 0.0
+                    else:
+                        score = g.score if not (g.needs_manual_grade and g.manual_score is None and g.auto_score is None) else None
+                    comment = None
+                    if g is not None and cell.kind in ("written", "manual-code"):
+                        try:
+                            c = gb.find_comment(cell.grade_id, name, name, sid)
+                            comment = c.comment
+                        except Exception:  # noqa: BLE001 - no comment recorded
+                            comment = None
+                    rows.append(
+                        {"student_id": sid, "assignment": name, "question": cell.grade_id,
+                         "score": None if score is None else float(score), "max_score": float(cell.points)}
+                    )
+                    info[cell.grade_id] = {"score": score, "comment": comment}
+                details[sid] = (rec, info)
+        grades = pd.DataFrame(rows, columns=GRADES_COLUMNS)
+        _write_csv(grades, out / "grades.csv")
+        totals = totals_table(grades, spec, log_df)
+        _write_csv(totals, out / "totals.csv")
+        self._write_feedback(name, spec, details, out)
+        return grades
+
+    # -- feedback
+    def _test_messages(self, name: str, sid: str) -> dict[str, str]:
+        """Failure hints per test cell: the exception's type and message, never the test's code."""
+        path = self.nbroot / "autograded" / sid / name / f"{name}.ipynb"
+        msgs: dict[str, str] = {}
+        if not path.is_file():
+            return msgs
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # noqa: BLE001
+            return msgs
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+                continue
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "error":
+                    ename, evalue = o.get("ename", "Error"), str(o.get("evalue", ""))
+                    msgs[meta.get("grade_id")] = hint_for(ename, evalue)
+                    break
+        # Copy the executed notebook for the instructor.
+        return msgs
+
+    def _write_feedback(self, name: str, spec: NotebookSpec, details: dict, out: Path) -> None:
+        fb_dir = out / "feedback"
+        nb_dir = out / "autograded"
+        fb_dir.mkdir(parents=True, exist_ok=True)
+        nb_dir.mkdir(parents=True, exist_ok=True)
+        for sid, (rec, info) in details.items():
+            msgs = self._test_messages(name, sid) if rec["status"] == "ok" else {}
+            executed = self.nbroot / "autograded" / sid / name / f"{name}.ipynb"
+            if executed.is_file():
+                shutil.copyfile(executed, nb_dir / f"{sid}.ipynb")
+            page = feedback_html(name, sid, spec, rec, info, msgs)
+            _atomic_write_text(fb_dir / f"{sid}.html", page)
+
+
+# ----------------------------------------------------------------------------- submissions
+@dataclass
+class Submission:
+    student_id: str
+    notebook: Path | None
+    status: str = "ok"  # ok | missing | corrupt | invalid-id
+    message: str = ""
+
+
+def discover_submissions(folder: Path, name: str, *, log=print) -> list[Submission]:
+    """One :class:`Submission` per student folder; problems are recorded, never skipped."""
+    subs: list[Submission] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            log(f"warning: ignoring {entry} (expected a folder per student: {folder}/<student_id>/{name}.ipynb)")
+            continue
+        sid = entry.name
+        if not STUDENT_RE.match(sid):
+            log(f"warning: folder name {sid!r} is not a valid student id (letters, digits, _ . @ + -); not graded")
+            continue
+        nb = entry / f"{name}.ipynb"
+        if not nb.is_file():
+            candidates = sorted(p for p in entry.glob("*.ipynb") if p.is_file() and not p.is_symlink())
+            if len(candidates) == 1:
+                log(f"note: {sid}: using {candidates[0].name} (expected {name}.ipynb)")
+                nb = candidates[0]
+            else:
+                why = "no notebook" if not candidates else f"{len(candidates)} notebooks and none named {name}.ipynb"
+                subs.append(Submission(sid, None, "missing", f"{why} in {entry.name}/: submit {name}.ipynb"))
+                continue
+        if nb.is_symlink():
+            subs.append(Submission(sid, None, "corrupt", "the notebook is a symbolic link; submit the file itself"))
+            continue
+        try:
+            node = nbformat.read(nb, as_version=4)
+            nbformat.validate(node)
+        except Exception as exc:  # noqa: BLE001 - any unreadable notebook is a recorded failure
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            subs.append(Submission(sid, None, "corrupt", f"{nb.name} is not a valid notebook ({first}); re-download it from Jupyter and submit again"))
+            continue
+        subs.append(Submission(sid, nb))
+    return subs
+
+
+# ----------------------------------------------------------------------------- tables and pages
+def totals_table(grades: pd.DataFrame, spec: NotebookSpec, log_df: pd.DataFrame) -> pd.DataFrame:
+    auto_ids = {c.grade_id for c in spec.tests}
+    rows = []
+    status = dict(zip(log_df["student_id"], log_df["status"])) if len(log_df) else {}
+    for sid, g in grades.groupby("student_id", sort=True):
+        is_auto = g["question"].isin(auto_ids)
+        rows.append(
+            {
+                "student_id": sid,
+                "auto_score": float(g.loc[is_auto, "score"].fillna(0).sum()),
+                "auto_max": float(g.loc[is_auto, "max_score"].sum()),
+                "manual_score": float(g.loc[~is_auto, "score"].fillna(0).sum()),
+                "manual_max": float(g.loc[~is_auto, "max_score"].sum()),
+                "pending_manual": int(g.loc[~is_auto, "score"].isna().sum()),
+                "total": float(g["score"].fillna(0).sum()),
+                "max_total": float(g["max_score"].sum()),
+                "status": status.get(sid, ""),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["student_id", "auto_score", "auto_max", "manual_score", "manual_max", "pending_manual", "total", "max_total", "status"],
+    )
+
+
+def hint_for(ename: str, evalue: str) -> str:
+    """A safe one-line hint from a test's exception: type and message, never source lines."""
+    evalue = re.sub(r"\x1b\[[0-9;]*m", "", evalue).strip()
+    if ename == "NotImplementedError" and not evalue:
+        return "Not answered yet (the function still raises NotImplementedError)."
+    if ename in ("CheckFailed", "AssertionError"):
+        return evalue[:400] or "A check failed."
+    line = evalue.splitlines()[0][:300] if evalue else ""
+    return f"{ename}: {line}" if line else ename
+
+
+def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict, msgs: dict) -> str:
+    esc = html.escape
+    rows = []
+    auto = manual = 0.0
+    pending = 0
+    for cell in spec.graded():
+        i = info.get(cell.grade_id, {"score": 0.0, "comment": None})
+        score = i["score"]
+        if cell.kind == "test":
+            ok = score is not None and float(score) >= cell.points
+            state = "passed" if ok else ("partial" if score and float(score) > 0 else "failed")
+            hint = "" if ok else msgs.get(cell.grade_id, "" if rec["status"] == "ok" else rec["message"])
+            auto += float(score or 0)
+        else:
+            if score is None:
+                state, hint = "to be graded by hand", ""
+                pending += 1
+            else:
+                state, hint = "graded by hand", i.get("comment") or ""
+                manual += float(score)
+        shown = "–" if score is None else f"{float(score):g}"
+        rows.append(
+            f"<tr class='{esc(state.split()[0])}'><td><code>{esc(cell.grade_id)}</code></td>"
+            f"<td>{'test' if cell.kind == 'test' else 'written'}</td><td>{shown} / {cell.points:g}</td>"
+            f"<td>{esc(state)}</td><td>{esc(hint)}</td></tr>"
+        )
+    status_note = "" if rec["status"] == "ok" else f"<p class='problem'><b>Your submission could not be graded:</b> {esc(rec['message'])}</p>"
+    data = json.dumps({"student_id": sid, "assignment": name, "auto": auto, "manual": manual, "pending_manual": pending})
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Feedback: {esc(name)} ({esc(sid)})</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: .4em; text-align: left; vertical-align: top; }}
+tr.passed td:nth-child(4) {{ color: #1a7f37; }} tr.failed td:nth-child(4) {{ color: #cf222e; }} tr.partial td:nth-child(4) {{ color: #9a6700; }}
+.problem {{ background: #fff1f0; padding: .6em; border-left: 4px solid #cf222e; }}
+</style></head><body>
+<h1>Feedback: <code>{esc(name)}</code></h1>
+<p>Student: <b>{esc(sid)}</b>. Automatic score: <b>{auto:g} / {spec.auto_points:g}</b>.
+Written answers: {manual:g} / {spec.manual_points:g} graded so far{f", {pending} still to be graded by hand" if pending else ""}.</p>
+{status_note}
+<table><thead><tr><th>question</th><th>kind</th><th>score</th><th>result</th><th>hint</th></tr></thead><tbody>
+{''.join(rows)}
+</tbody></table>
+<script type="application/json" id="feedback-data">{data}</script>
+</body></html>
+"""
+
+
+def print_table(df: pd.DataFrame, file=None) -> None:
+    with pd.option_context("display.max_rows", 500, "display.max_columns", 30, "display.width", 160):
+        print(df.to_string(index=False), file=file or sys.stdout)
