@@ -13,6 +13,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Tests use small tensors: one thread is faster than two fighting over a 2-core CI machine.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 
 def nbmeta(**kw):
     d = {"schema_version": 3, "locked": False, "solution": False, "grade": False}

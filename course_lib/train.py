@@ -1,0 +1,294 @@
+"""A reusable training loop for language models: progress bars, history, best checkpoint.
+
+Batches are dicts as made by :func:`course_lib.text.collate_char_lm`::
+
+    {"inputs": (B, T) long, "targets": (B, T) long, "lengths": (B,) long, "mask": (B, T) float}
+
+and models are called as ``model(inputs, lengths) -> logits (B, T, V)``.
+
+Typical use::
+
+    history = fit(model, train_loader, dev_loader,
+                  optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), epochs=10)
+    history.best_epoch, history.best_dev_ppl   # the model now holds that epoch's weights
+    plot_history(history)                      # History is a pandas DataFrame
+
+Perplexity is ``exp(loss)`` where loss is the mean negative log-likelihood per real token.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .layers import mask_loss, token_losses
+
+__all__ = ["History", "fit", "evaluate", "to_device", "perplexity", "HISTORY_COLUMNS"]
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_ppl", "dev_loss", "dev_ppl", "seconds", "is_best"]
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)``, or ``inf`` when that overflows (and ``nan`` for ``nan``)."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return float("inf")
+
+
+class History(pd.DataFrame):
+    """The per-epoch record of :func:`fit`: a pandas DataFrame with one row per epoch.
+
+    Columns: ``epoch`` (1-based), ``train_loss``, ``train_ppl``, ``dev_loss``, ``dev_ppl``,
+    ``seconds`` (wall time of that epoch, dev evaluation included) and ``is_best`` (True on the
+    single epoch with the lowest dev loss, the one whose weights :func:`fit` restored; without a
+    dev loader, the lowest train loss).
+
+    Extra read-only properties, computed from the columns (so they survive copies and
+    pickling): ``best_epoch``, ``best_dev_loss``, ``best_dev_ppl``, ``total_seconds``.
+    Whatever the ``callback`` returned (when not ``None``) is kept in
+    ``history.attrs["callback_results"]`` as ``{epoch: value}`` (also ``history.callback_results``).
+    Operations that build new frames (slicing, ``.copy()``) return plain DataFrames.
+    """
+
+    @property
+    def _best_row(self):
+        if len(self) == 0:
+            raise ValueError("empty history: no epoch was run")
+        if "is_best" in self.columns and self["is_best"].any():
+            return self.loc[self["is_best"].astype(bool)].iloc[0]
+        key = "dev_loss" if self["dev_loss"].notna().any() else "train_loss"
+        return self.loc[self[key].idxmin()]
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self._best_row["epoch"])
+
+    @property
+    def best_dev_loss(self) -> float:
+        return float(self._best_row["dev_loss"])
+
+    @property
+    def best_dev_ppl(self) -> float:
+        return float(self._best_row["dev_ppl"])
+
+    @property
+    def total_seconds(self) -> float:
+        return float(self["seconds"].sum())
+
+    @property
+    def callback_results(self) -> dict:
+        return dict(self.attrs.get("callback_results", {}))
+
+
+def to_device(batch: Mapping, device: torch.device) -> dict:
+    """Move every tensor of a dict batch to ``device`` (non-blocking; other values unchanged)."""
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def evaluate(model: nn.Module, loader, *, device: torch.device | str | None = None) -> tuple[float, int]:
+    """Mean negative log-likelihood per real token over ``loader``, and the token count.
+
+    ``sum(token_losses * mask) / sum(mask)`` over the whole loader, in eval mode and without
+    gradients (the model's training mode is restored). One device sync at the end.
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float32, device=device)
+    count = torch.zeros((), dtype=torch.float32, device=device)
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                batch = to_device(batch, device)
+                logits = model(batch["inputs"], batch["lengths"])
+                mask = batch["mask"].to(torch.float32)
+                losses = token_losses(logits.float(), batch["targets"])
+                total += (losses * mask).sum()
+                count += mask.sum()
+    finally:
+        model.train(was_training)
+    n = int(count.item())
+    return (float(total.item()) / n if n else float("nan")), n
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _state_copy(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _make_tqdm(progress: bool):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm
+
+
+def fit(
+    model: nn.Module,
+    train_loader,
+    dev_loader=None,
+    *,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mask_loss,
+    device: torch.device | str | None = None,
+    callback: Callable[[int, nn.Module, dict], object] | None = None,
+    callback_model: str = "current",
+    checkpoint_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    grad_clip: float | None = None,
+    desc: str | None = None,
+) -> History:
+    """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
+
+    Per batch: tensors go to ``device`` (default: where the model's parameters are), then
+    ``logits = model(inputs, lengths)``, ``loss = loss_fn(token_losses(logits, targets), mask)``,
+    ``backward``, optional gradient-norm clipping at ``grad_clip``, ``optimizer.step()``.
+
+    - ``train_loss``: the token-weighted mean over the epoch of the ``loss_fn`` values (for
+      :func:`mask_loss`, the mean training NLL per token, dropout on). It is accumulated on the
+      device and read once per epoch, so the loop never waits for the GPU on each step.
+    - ``dev_loss``: :func:`evaluate` on ``dev_loader`` (sum of masked token NLL / number of real
+      tokens, eval mode, no gradients), computed here independently of ``loss_fn``.
+    - The best epoch (lowest dev loss) is kept: a copy of its ``state_dict`` in memory and, with
+      ``checkpoint_path``, on disk (``torch.save(state_dict)``, written atomically). Its weights
+      are loaded back into ``model`` at the end.
+    - ``callback(epoch, model, row)`` runs after each epoch; ``row`` is that epoch's history row
+      as a dict (its ``is_best`` means "best so far"). With ``callback_model="best"`` the callback
+      sees the model holding the best weights so far (the current weights are put back after
+      it). A non-``None`` return value is kept in ``history.attrs["callback_results"]``.
+    - ``progress``: tqdm bars (epochs, and batches with ``leave=False``); ``False`` for none.
+    """
+    if callback_model not in ("current", "best"):
+        raise ValueError(f"callback_model must be 'current' or 'best', got {callback_model!r}")
+    if device is None:
+        device = _model_device(model)
+    device = torch.device(device)
+    model.to(device)
+    tqdm = _make_tqdm(progress)
+
+    rows: list[dict] = []
+    callback_results: dict = {}
+    best_loss = math.inf
+    best_state: dict | None = None
+    best_epoch = None
+
+    epoch_iter = range(1, epochs + 1)
+    epoch_bar = tqdm(epoch_iter, desc=desc or "epochs", unit="epoch") if tqdm else None
+    try:
+        for epoch in epoch_bar if epoch_bar is not None else epoch_iter:
+            start = time.perf_counter()
+            model.train()
+            loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+            token_sum = torch.zeros((), dtype=torch.float32, device=device)
+            batches = train_loader
+            batch_bar = None
+            if tqdm:
+                try:
+                    total = len(train_loader)
+                except TypeError:
+                    total = None
+                batch_bar = tqdm(train_loader, desc=f"epoch {epoch}", total=total, leave=False, unit="batch")
+                batches = batch_bar
+            for step, batch in enumerate(batches):
+                batch = to_device(batch, device)
+                logits = model(batch["inputs"], batch["lengths"])
+                loss = loss_fn(token_losses(logits, batch["targets"]), batch["mask"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+                n_tokens = batch["mask"].detach().to(torch.float32).sum()
+                loss_sum += loss.detach().to(torch.float32) * n_tokens
+                token_sum += n_tokens
+                if batch_bar is not None and step % 50 == 49:  # an occasional sync, for display
+                    batch_bar.set_postfix(loss=f"{(loss_sum / token_sum).item():.3f}", refresh=False)
+            if batch_bar is not None:
+                batch_bar.close()
+            n_train = float(token_sum.item())
+            train_loss = float(loss_sum.item()) / n_train if n_train else float("nan")
+            if dev_loader is not None:
+                dev_loss, _ = evaluate(model, dev_loader, device=device)
+            else:
+                dev_loss = float("nan")
+            key = dev_loss if dev_loader is not None else train_loss
+            is_best = key < best_loss  # NaN never counts as an improvement
+            if is_best:
+                best_loss, best_epoch = key, epoch
+                best_state = _state_copy(model)
+                if checkpoint_path is not None:
+                    _atomic_save(best_state, Path(checkpoint_path))
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_ppl": perplexity(train_loss),
+                "dev_loss": dev_loss,
+                "dev_ppl": perplexity(dev_loss),
+                "seconds": time.perf_counter() - start,
+                "is_best": bool(is_best),
+            }
+            rows.append(row)
+            if epoch_bar is not None:
+                epoch_bar.set_postfix(
+                    train_ppl=f"{row['train_ppl']:.3f}", dev_ppl=f"{row['dev_ppl']:.3f}", best=best_epoch
+                )
+            if callback is not None:
+                result = _run_callback(callback, callback_model, epoch, model, dict(row), best_state, is_best)
+                if result is not None:
+                    callback_results[epoch] = result
+    finally:
+        if epoch_bar is not None:
+            epoch_bar.close()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history = History(rows, columns=HISTORY_COLUMNS)
+    if len(history):
+        history["is_best"] = history["epoch"] == best_epoch
+    history.attrs["callback_results"] = callback_results
+    return history
+
+
+def _run_callback(callback, callback_model, epoch, model, row, best_state, is_best):
+    if callback_model == "current" or is_best or best_state is None:
+        return callback(epoch, model, row)
+    current = _state_copy(model)
+    model.load_state_dict(best_state)
+    try:
+        return callback(epoch, model, row)
+    finally:
+        model.load_state_dict(current)
