@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .contract import ContractError, check_notebook
-from .course import GradingError, Workspace, get_assignment, list_assignments, print_table
+from .course import GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
 
 
 def _workspace(args) -> Workspace:
@@ -73,9 +73,9 @@ def cmd_autograde(args) -> int:
 
 
 def _report(out: Path) -> pd.DataFrame:
-    totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str})
+    totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str}, keep_default_na=False)
     print_table(totals)
-    log = pd.read_csv(out / "grading_log.csv", dtype={"student_id": str}).fillna("")
+    log = read_log(out / "grading_log.csv")
     problems = log[log["status"] != "ok"]
     if len(problems):
         print("\nSubmissions that could not be graded normally:")
@@ -165,7 +165,7 @@ def cmd_demo(args) -> int:
         examples = build_examples(n, subs, release_notebook=ws.nbroot / "release" / n / f"{n}.ipynb")
         out = work / "graded" / n
         ws.autograde(n, subs, output=out, progress=not args.no_progress)
-        totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str}).set_index("student_id")
+        totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str}, keep_default_na=False).set_index("student_id")
         rows = []
         for ex, expected in examples:
             got = float(totals.loc[ex.student_id, "auto_score"])

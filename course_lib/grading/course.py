@@ -44,6 +44,14 @@ PRIVATE_SUFFIXES = {".pyc"}
 PRIVATE_DIRS = {"__pycache__", ".ipynb_checkpoints", "examples"}
 
 GRADES_COLUMNS = ["student_id", "assignment", "question", "score", "max_score"]
+LOG_COLUMNS = ["student_id", "status", "seconds", "message"]
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """grading_log.csv as written: text stays text (a student id such as "NA" is not a missing value)."""
+    df = pd.read_csv(path, dtype={"student_id": str, "status": str, "message": str}, keep_default_na=False)
+    df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
+    return df[LOG_COLUMNS]
 
 
 class GradingError(RuntimeError):
@@ -305,7 +313,7 @@ class Workspace:
         if bar is not None:
             bar.close()
 
-        log_df = pd.DataFrame(records, columns=["student_id", "status", "seconds", "message"])
+        log_df = pd.DataFrame(records, columns=LOG_COLUMNS)
         self._merge_log(out, log_df)
         grades = self.export(name, output=out)
         return grades
@@ -316,7 +324,8 @@ class Workspace:
         dest.mkdir(parents=True)
         shutil.copyfile(sub.notebook, dest / f"{name}.ipynb")
         # Submitted extra files are not needed to grade; only the notebook is copied.
-        with setenv(COURSE_FAST="1", COURSE_AUTOGRADE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore", TQDM_DISABLE="1"), \
+        with setenv(COURSE_FAST="1", COURSE_AUTOGRADE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore", TQDM_DISABLE="1",
+                    OMP_NUM_THREADS=os.environ.get("COURSE_GRADING_THREADS", "1")), \
                 warnings.catch_warnings():
             # nbgrader's own SQLAlchemy session warnings are noise for an instructor.
             warnings.filterwarnings("ignore", message="Object of type <Submitted")
@@ -329,7 +338,7 @@ class Workspace:
     def _merge_log(self, out: Path, new: pd.DataFrame) -> None:
         path = out / "grading_log.csv"
         if path.exists():
-            old = pd.read_csv(path, dtype={"student_id": str}).fillna("")
+            old = read_log(path)
             old = old[~old["student_id"].isin(new["student_id"])]
             new = pd.concat([old, new], ignore_index=True)
         _write_csv(new.sort_values("student_id"), path)
@@ -342,11 +351,7 @@ class Workspace:
         out = Path(output) if output else self.workdir / name
         out.mkdir(parents=True, exist_ok=True)
         log_path = out / "grading_log.csv"
-        log_df = (
-            pd.read_csv(log_path, dtype={"student_id": str}).fillna("")
-            if log_path.exists()
-            else pd.DataFrame(columns=["student_id", "status", "seconds", "message"])
-        )
+        log_df = read_log(log_path) if log_path.exists() else pd.DataFrame(columns=LOG_COLUMNS)
         rows, details = [], {}
         with self.gradebook() as gb:
             for rec in log_df.to_dict("records"):
