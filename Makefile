@@ -36,7 +36,7 @@ demo: setup
 	$(BIN)/course --workdir $(WORKDIR) demo
 
 test: setup
-	COURSE_FAST=1 $(BIN)/python -m pytest -q tests notebooks --nbval-lax --durations=15
+	COURSE_FAST=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests notebooks --nbval-lax --durations=15
 
 release: setup
 	$(BIN)/course --workdir build/grading release --all --output build/release

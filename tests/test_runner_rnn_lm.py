@@ -203,3 +203,15 @@ def test_slurm_python_command_flags_parse():
     args = build_parser().parse_args(argv[4:])
     config = Config.from_args(args)
     assert config.model_type == "rnn" and config.epochs == 64
+
+
+def test_autograde_mode_shrinks_experiments_further(monkeypatch):
+    from course_lib.runners.rnn_lm import AUTOGRADE_MAX_LINES, Config
+
+    monkeypatch.setenv("COURSE_FAST", "1")
+    fast = Config(model_type="lstm", hidden_size=128).resolved()
+    monkeypatch.setenv("COURSE_AUTOGRADE", "1")
+    graded = Config(model_type="lstm", hidden_size=128).resolved()
+    assert graded.epochs == 1 and graded.max_lines == AUTOGRADE_MAX_LINES < fast.max_lines
+    # everything the student chose is kept
+    assert (graded.model_type, graded.hidden_size) == ("lstm", 128)

@@ -51,6 +51,8 @@ MODEL_TYPES = ("rnn", "lstm", "ff")
 FAST_MAX_LINES = 400
 FAST_EPOCHS = 2
 FAST_GENERATE_LEN = 80
+AUTOGRADE_MAX_LINES = 96
+AUTOGRADE_GENERATE_LEN = 40
 DATASET = "tinyshakespeare"
 
 _HELP = {
@@ -108,6 +110,14 @@ class Config:
             cfg.max_lines = FAST_MAX_LINES if cfg.max_lines is None else min(cfg.max_lines, FAST_MAX_LINES)
             cfg.generate_every = 1
             cfg.generate_len = min(cfg.generate_len, FAST_GENERATE_LEN)
+        if os.environ.get("COURSE_AUTOGRADE") == "1":
+            # While an autograder re-runs a notebook, experiments are not graded (the written
+            # answers are): the smallest run that still exercises the code keeps grading fast.
+            cfg.fast = True
+            cfg.epochs = min(cfg.epochs, 1)
+            cfg.max_lines = min(cfg.max_lines or AUTOGRADE_MAX_LINES, AUTOGRADE_MAX_LINES)
+            cfg.generate_every = 1
+            cfg.generate_len = min(cfg.generate_len, AUTOGRADE_GENERATE_LEN)
         cfg.validate()
         return cfg
 
