@@ -207,6 +207,11 @@ def test_formgrader_serves_on_loopback(toy_course, tmp_path):
                 time.sleep(0.5)
         assert status == 200, "formgrader did not answer"
         assert "formgrader" in body.lower()
+        # It reads this workspace's gradebook: the released assignment is listed for grading.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/formgrader/api/assignments?token={token}", timeout=10) as r:
+            assignments = json.loads(r.read().decode())
+        assert [a["name"] for a in assignments] == ["toy"]
+        assert assignments[0]["max_written_score"] == 3.0
     finally:
         proc.terminate()
         proc.wait(timeout=30)
