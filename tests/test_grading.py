@@ -103,6 +103,11 @@ def graded_toy(tmp_path_factory):
     edited.cells[3].source = "pass"
     (subs / "edited_tests").mkdir()
     nbformat.write(edited, subs / "edited_tests" / "toy.ipynb")
+    # A submission that kills its own kernel ends only itself.
+    killer = copy.deepcopy(solution)
+    killer.cells[1].source = "import os\ndef add(a, b):\n    os._exit(0)"
+    (subs / "kernel_killer").mkdir()
+    nbformat.write(killer, subs / "kernel_killer" / "toy.ipynb")
     out = tmp_path / "out"
     grades = ws.autograde("toy", subs, output=out, progress=False, log=lambda *a: None)
     return ws, out, grades, expected
@@ -126,13 +131,15 @@ def test_autograde_scores_every_submission(graded_toy):
     assert _auto(grades, "edited_tests") == 0
     # one row per graded cell per student, nobody lost
     students = {"solution", "blank", "wrong_sign", "wrong_float", "noisy_but_right", "renamed",
-                "corrupt", "empty_folder", "deleted_tests", "edited_tests"}
+                "corrupt", "empty_folder", "deleted_tests", "edited_tests", "kernel_killer"}
     assert set(grades.student_id) == students
     assert len(grades) == 3 * len(students)
     log = pd.read_csv(out / "grading_log.csv").set_index("student_id")
     assert log.loc["corrupt", "status"] == "corrupt" and "not a valid notebook" in log.loc["corrupt", "message"]
     assert log.loc["empty_folder", "status"] == "missing"
     assert _auto(grades, "corrupt") == 0
+    assert log.loc["kernel_killer", "status"] == "error" and "kernel died" in log.loc["kernel_killer", "message"]
+    assert _auto(grades, "kernel_killer") == 0
 
 
 def test_manual_answers_pending_blank_zero_and_merged_after_formgrading(graded_toy):

@@ -183,7 +183,6 @@ class Workspace:
         c.CourseDirectory.course_id = COURSE_ID
         c.CourseDirectory.db_url = f"sqlite:///{self.nbroot / 'gradebook.db'}"
         c.Execute.timeout = self.cell_timeout
-        c.Execute.allow_errors = True
         c.Execute.interrupt_on_timeout = True
         # A warning printed to stderr must not zero a test cell (nbgrader counts any stderr as a
         # failure). Errors are separate "error" outputs, so removing stderr streams is safe.
@@ -331,8 +330,7 @@ class Workspace:
             warnings.filterwarnings("ignore", message="Object of type <Submitted")
             result = api.autograde(name, sub.student_id, force=True, create=True)
         if not result.get("success"):
-            text = (result.get("error") or result.get("log") or "").strip()
-            return "error", "nbgrader could not grade this notebook: " + text.splitlines()[-1][:300] if text else "unknown error"
+            return "error", failure_reason(f"{result.get('log') or ''}\n{result.get('error') or ''}", self.cell_timeout)
         return "ok", ""
 
     def _merge_log(self, out: Path, new: pd.DataFrame) -> None:
@@ -497,6 +495,24 @@ def totals_table(grades: pd.DataFrame, spec: NotebookSpec, log_df: pd.DataFrame)
         rows,
         columns=["student_id", "auto_score", "auto_max", "manual_score", "manual_max", "pending_manual", "total", "max_total", "status"],
     )
+
+
+_GENERIC = ("There was an error processing", "Please see the", "Traceback (most recent call last)")
+
+
+def failure_reason(log: str, cell_timeout: int) -> str:
+    """Why nbgrader could not grade a notebook, in words an instructor (and student) can act on."""
+    if "DeadKernelError" in log or "Kernel died" in log:
+        return ("the notebook's kernel died while running it (a crash, os._exit, or running out of "
+                "memory); cells after that point were not run")
+    if "CellTimeoutError" in log or "TimeoutError" in log:
+        return f"a cell ran longer than the {cell_timeout} s limit per cell"
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("[ERROR]") and not any(g in line for g in _GENERIC):
+            return "nbgrader could not grade this notebook: " + line[len("[ERROR]"):].strip()[:300]
+    last = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    return "nbgrader could not grade this notebook: " + (last[-1][:300] if last else "unknown error")
 
 
 def hint_for(ename: str, evalue: str) -> str:
