@@ -44,9 +44,11 @@ def make_toy_notebook():
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [
         new_markdown_cell("# Toy assignment"),
+        new_code_cell("OFFSET = 0  # a read-only helper the tests use",
+                      metadata=nbmeta(grade_id="helpers", locked=True)),
         new_code_cell(TOY_SOLUTION, metadata=nbmeta(solution=True, grade_id="add")),
         new_code_cell(TOY_TESTS, metadata=nbmeta(grade=True, grade_id="test_add", points=2, locked=True)),
-        new_code_cell('assert_close(add(10, -1), 9, name="add(10, -1)")',
+        new_code_cell('assert_close(add(10, -1) + OFFSET, 9, name="add(10, -1)")',
                       metadata=nbmeta(grade=True, grade_id="test_add_negative", points=1, locked=True)),
         new_markdown_cell("**Q.** Why does addition commute?"),
         new_markdown_cell("Model answer: because.", metadata=nbmeta(solution=True, grade=True, grade_id="written_why", points=3)),

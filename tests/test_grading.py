@@ -31,13 +31,13 @@ def test_contract_accepts_the_toy_notebook():
 
 
 @pytest.mark.parametrize("breakage, message", [
-    (lambda nb: nb.cells.pop(3) and nb.cells.pop(2), "has no test cell with points"),
-    (lambda nb: nb.cells[2].metadata["nbgrader"].update(points=0), "needs points > 0"),
-    (lambda nb: nb.cells[2].metadata["nbgrader"].update(grade_id="check_add"), "must start with 'test_'"),
-    (lambda nb: nb.cells[3].metadata["nbgrader"].update(grade_id="test_sub"), "does not name a graded solution"),
-    (lambda nb: nb.cells[1].metadata["nbgrader"].update(grade_id="plus"), "must name the function"),
-    (lambda nb: nb.cells[3].metadata["nbgrader"].update(grade_id="test_add"), "duplicate grade_id"),
-    (lambda nb: nb.cells[5].metadata["nbgrader"].update(points=0), "needs points > 0"),
+    (lambda nb: nb.cells.pop(4) and nb.cells.pop(3), "has no test cell with points"),
+    (lambda nb: nb.cells[3].metadata["nbgrader"].update(points=0), "needs points > 0"),
+    (lambda nb: nb.cells[3].metadata["nbgrader"].update(grade_id="check_add"), "must start with 'test_'"),
+    (lambda nb: nb.cells[4].metadata["nbgrader"].update(grade_id="test_sub"), "does not name a graded solution"),
+    (lambda nb: nb.cells[2].metadata["nbgrader"].update(grade_id="plus"), "must name the function"),
+    (lambda nb: nb.cells[4].metadata["nbgrader"].update(grade_id="test_add"), "duplicate grade_id"),
+    (lambda nb: nb.cells[6].metadata["nbgrader"].update(points=0), "needs points > 0"),
 ])
 def test_contract_rejects_broken_metadata(breakage, message):
     nb = make_toy_notebook()
@@ -62,8 +62,8 @@ def test_release_strips_solutions_hidden_tests_and_private_files(toy_course, tmp
     for secret in ("BEGIN SOLUTION", "return a + b", "HIDDEN TESTS", "add(2.5, 2)", "Model answer"):
         assert secret not in text
     nb = nbformat.read(nb_path, as_version=4)
-    assert "raise NotImplementedError()" in nb.cells[1].source
-    assert "YOUR ANSWER HERE" in nb.cells[5].source
+    assert "raise NotImplementedError()" in nb.cells[2].source
+    assert "YOUR ANSWER HERE" in nb.cells[6].source
 
 
 # ---------------------------------------------------------------- autograde
@@ -79,8 +79,8 @@ def graded_toy(tmp_path_factory):
     solution = nbformat.read(subs / "solution" / "toy.ipynb", as_version=4)
     # A correct answer that prints to stderr from C-level-like code paths and Python alike.
     noisy = copy.deepcopy(solution)
-    noisy.cells[1].source = "import sys, warnings\ndef add(a, b):\n    print('debug', file=sys.stderr)\n    warnings.warn('x')\n    return b + a"
-    noisy.cells[5].source = "Addition of real numbers is commutative."
+    noisy.cells[2].source = "import sys, warnings\ndef add(a, b):\n    print('debug', file=sys.stderr)\n    warnings.warn('x')\n    return b + a"
+    noisy.cells[6].source = "Addition of real numbers is commutative."
     (subs / "noisy_but_right").mkdir()
     nbformat.write(noisy, subs / "noisy_but_right" / "toy.ipynb")
     # A correct answer saved under another file name.
@@ -92,20 +92,26 @@ def graded_toy(tmp_path_factory):
     (subs / "empty_folder").mkdir()
     # A student who deleted the test cells and wrote a passing stub in their place.
     tampered = copy.deepcopy(solution)
-    tampered.cells[1].source = "def add(a, b):\n    return 0"
-    del tampered.cells[2:4]
+    tampered.cells[2].source = "def add(a, b):\n    return 0"
+    del tampered.cells[3:5]
     (subs / "deleted_tests").mkdir()
     nbformat.write(tampered, subs / "deleted_tests" / "toy.ipynb")
+    # An honest student who deleted the test cells and the read-only helper: they are put back.
+    careless = copy.deepcopy(solution)
+    del careless.cells[3:5]
+    del careless.cells[1]
+    (subs / "deleted_cells_correct").mkdir()
+    nbformat.write(careless, subs / "deleted_cells_correct" / "toy.ipynb")
     # A student who edited a test cell to always pass.
     edited = copy.deepcopy(solution)
-    edited.cells[1].source = "def add(a, b):\n    return 0"
-    edited.cells[2].source = "pass"
+    edited.cells[2].source = "def add(a, b):\n    return 0"
     edited.cells[3].source = "pass"
+    edited.cells[4].source = "pass"
     (subs / "edited_tests").mkdir()
     nbformat.write(edited, subs / "edited_tests" / "toy.ipynb")
     # A submission that kills its own kernel ends only itself.
     killer = copy.deepcopy(solution)
-    killer.cells[1].source = "import os\ndef add(a, b):\n    os._exit(0)"
+    killer.cells[2].source = "import os\ndef add(a, b):\n    os._exit(0)"
     (subs / "kernel_killer").mkdir()
     nbformat.write(killer, subs / "kernel_killer" / "toy.ipynb")
     out = tmp_path / "out"
@@ -128,10 +134,12 @@ def test_autograde_scores_every_submission(graded_toy):
     assert _auto(grades, "noisy_but_right") == 3  # stderr and warnings cost nothing
     assert _auto(grades, "renamed") == 3
     assert _auto(grades, "deleted_tests") == 0  # tests are restored from the source
+    assert _auto(grades, "deleted_cells_correct") == 3  # ... and so is a deleted read-only helper
     assert _auto(grades, "edited_tests") == 0
     # one row per graded cell per student, nobody lost
     students = {"solution", "blank", "wrong_sign", "wrong_float", "noisy_but_right", "renamed",
-                "corrupt", "empty_folder", "deleted_tests", "edited_tests", "kernel_killer"}
+                "corrupt", "empty_folder", "deleted_tests", "edited_tests", "kernel_killer",
+                "deleted_cells_correct"}
     assert set(grades.student_id) == students
     assert len(grades) == 3 * len(students)
     log = pd.read_csv(out / "grading_log.csv").set_index("student_id")
@@ -181,7 +189,7 @@ def test_regrading_one_student_keeps_the_others(graded_toy):
     before = pd.read_csv(out / "grades.csv")
     sub = out.parent / "subs" / "wrong_float" / "toy.ipynb"
     nb = nbformat.read(sub, as_version=4)
-    nb.cells[1].source = "def add(a, b):\n    return a + b"
+    nb.cells[2].source = "def add(a, b):\n    return a + b"
     nbformat.write(nb, sub)
     after = ws.autograde("toy", out.parent / "subs", output=out, students=["wrong_float"], progress=False)
     assert _auto(after, "wrong_float") == 3

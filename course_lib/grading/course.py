@@ -184,10 +184,20 @@ class Workspace:
         c.CourseDirectory.db_url = f"sqlite:///{self.nbroot / 'gradebook.db'}"
         c.Execute.timeout = self.cell_timeout
         c.Execute.interrupt_on_timeout = True
+        # Kernels log start-up notices to the grader's terminal; only errors matter there.
+        c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
         # A warning printed to stderr must not zero a test cell (nbgrader counts any stderr as a
         # failure). Errors are separate "error" outputs, so removing stderr streams is safe.
         c.IgnorePattern.enabled = True
         c.IgnorePattern.pattern = r"[\s\S]"
+        # A test cell the student deleted is put back and run (nbgrader's default drops it).
+        c.OverwriteCells.add_missing_cells = True
+        from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+
+        from .preprocessors import RestoreLockedCells
+
+        c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
+                                              RestoreLockedCells, CheckCellMetadata]
         c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
         c.Exchange.root = str(self.nbroot / "exchange")
         return c
@@ -203,6 +213,7 @@ class Workspace:
             f"c.Execute.timeout = {self.cell_timeout}\n"
             "c.IgnorePattern.enabled = True\n"
             "c.IgnorePattern.pattern = r'[\\s\\S]'\n"
+            "c.OverwriteCells.add_missing_cells = True\n"
         )
         cfg = self.nbroot / "nbgrader_config.py"
         if not cfg.exists() or cfg.read_text() != text:
