@@ -115,7 +115,7 @@ def graded_toy(tmp_path_factory):
     (subs / "kernel_killer").mkdir()
     nbformat.write(killer, subs / "kernel_killer" / "toy.ipynb")
     out = tmp_path / "out"
-    grades = ws.autograde("toy", subs, output=out, progress=False, log=lambda *a: None)
+    grades = ws.autograde("toy", subs, output=out, progress=False, workers=2, log=lambda *a: None)
     return ws, out, grades, expected
 
 
@@ -191,7 +191,7 @@ def test_regrading_one_student_keeps_the_others(graded_toy):
     nb = nbformat.read(sub, as_version=4)
     nb.cells[2].source = "def add(a, b):\n    return a + b"
     nbformat.write(nb, sub)
-    after = ws.autograde("toy", out.parent / "subs", output=out, students=["wrong_float"], progress=False)
+    after = ws.autograde("toy", out.parent / "subs", output=out, students=["wrong_float"], progress=False, workers=1)
     assert _auto(after, "wrong_float") == 3
     others = lambda df: df[df.student_id != "wrong_float"].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(others(before), others(after))
@@ -230,3 +230,28 @@ def test_formgrader_serves_on_loopback(toy_course, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_rerun_keeps_graded_work_and_finishes_an_interrupted_run(graded_toy):
+    from course_lib.grading.course import read_log
+
+    ws, out, grades, _ = graded_toy
+    subs = out.parent / "subs"
+    log_path = out / "grading_log.csv"
+    before = read_log(log_path)
+    messages = []
+    again = ws.autograde("toy", subs, output=out, progress=False, workers=2, log=messages.append)
+    assert any("already graded and unchanged" in m for m in messages)
+    pd.testing.assert_frame_equal(read_log(log_path), before)  # nothing was graded again
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), pd.read_csv(out / "grades.csv").reset_index(drop=True),
+                                  check_dtype=False)
+    # A run killed half-way left only part of the log: the re-run grades exactly the rest.
+    kept = before[~before.student_id.isin(["solution", "blank"])]
+    kept.to_csv(log_path, index=False)
+    ws.autograde("toy", subs, output=out, progress=False, workers=2, log=lambda *a: None)
+    after = read_log(log_path).set_index("student_id")
+    assert set(after.index) == set(before.student_id)
+    unchanged = before.set_index("student_id").drop(["solution", "blank"])
+    pd.testing.assert_frame_equal(after.drop(["solution", "blank"]).sort_index(), unchanged.sort_index())
+    final = pd.read_csv(out / "grades.csv")
+    assert _auto(final, "solution") == 3 and _auto(final, "blank") == 0

@@ -65,7 +65,7 @@ def cmd_autograde(args) -> int:
     ws = _workspace(args)
     out = Path(args.output) if args.output else None
     grades = ws.autograde(args.assignment, Path(args.submissions), output=out, students=args.student or None,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, workers=args.workers, force=args.force)
     out = out or ws.workdir / args.assignment
     _report(out)
     print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student_id>.html")
@@ -79,7 +79,7 @@ def _report(out: Path) -> pd.DataFrame:
     problems = log[log["status"] != "ok"]
     if len(problems):
         print("\nSubmissions that could not be graded normally:")
-        print_table(problems)
+        print_table(problems[["student_id", "status", "seconds", "message"]])
     return totals
 
 
@@ -164,7 +164,7 @@ def cmd_demo(args) -> int:
             shutil.rmtree(subs)
         examples = build_examples(n, subs, release_notebook=ws.nbroot / "release" / n / f"{n}.ipynb")
         out = work / "graded" / n
-        ws.autograde(n, subs, output=out, progress=not args.no_progress)
+        ws.autograde(n, subs, output=out, progress=not args.no_progress, workers=args.workers, force=True)
         totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str}, keep_default_na=False).set_index("student_id")
         rows = []
         for ex, expected in examples:
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="where grades.csv and feedback go (default: WORKDIR/<assignment>)")
     s.add_argument("--student", action="append", help="grade only this student (repeatable)")
     s.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
+    s.add_argument("--force", action="store_true", help="grade again submissions already graded and unchanged")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_autograde)
 
@@ -232,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="release everything, grade the example submissions, print the gradebook")
     s.add_argument("assignments", nargs="*")
+    s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_demo)
     return p

@@ -45,13 +45,33 @@ PRIVATE_DIRS = {"__pycache__", ".ipynb_checkpoints", "examples"}
 
 GRADES_COLUMNS = ["student_id", "assignment", "question", "score", "max_score"]
 LOG_COLUMNS = ["student_id", "status", "seconds", "message"]
+# grading_log.csv also keeps, per submission, a key (source and submission hashes) for resuming.
 
 
 def read_log(path: Path) -> pd.DataFrame:
     """grading_log.csv as written: text stays text (a student id such as "NA" is not a missing value)."""
-    df = pd.read_csv(path, dtype={"student_id": str, "status": str, "message": str}, keep_default_na=False)
+    df = pd.read_csv(path, dtype={"student_id": str, "status": str, "message": str, "key": str}, keep_default_na=False)
     df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
-    return df[LOG_COLUMNS]
+    if "key" not in df.columns:
+        df["key"] = ""
+    return df[LOG_COLUMNS + ["key"]]
+
+
+def _done_keys(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    df = read_log(path)
+    return dict(zip(df["student_id"], df["key"]))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 class GradingError(RuntimeError):
@@ -175,13 +195,26 @@ class Workspace:
         _ensure_bin_on_path()
 
     # -- nbgrader configuration
-    def config(self):
+    def config(self, root: Path | None = None, phase: str = "full"):
+        """nbgrader configuration for a course directory ``root`` (default: the workspace's).
+
+        ``phase="full"`` sanitizes, executes and scores a submission. ``phase="import"`` scores a
+        notebook that a worker already executed (in a scratch copy of this course directory): it
+        keeps the outputs and starts no kernel.
+        """
+        from nbconvert.preprocessors import ClearMetadataPreprocessor
+        from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
+                                            IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec,
+                                            SaveAutoGrades)
         from traitlets.config import Config
 
+        from .preprocessors import RestoreLockedCells
+
+        root = Path(root or self.nbroot)
         c = Config()
-        c.CourseDirectory.root = str(self.nbroot)
+        c.CourseDirectory.root = str(root)
         c.CourseDirectory.course_id = COURSE_ID
-        c.CourseDirectory.db_url = f"sqlite:///{self.nbroot / 'gradebook.db'}"
+        c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
         c.Execute.timeout = self.cell_timeout
         c.Execute.interrupt_on_timeout = True
         # Kernels log start-up notices to the grader's terminal; only errors matter there.
@@ -190,16 +223,18 @@ class Workspace:
         # failure). Errors are separate "error" outputs, so removing stderr streams is safe.
         c.IgnorePattern.enabled = True
         c.IgnorePattern.pattern = r"[\s\S]"
-        # A test cell the student deleted is put back and run (nbgrader's default drops it).
+        # A test cell the student deleted is put back and run (nbgrader's default drops it), and so
+        # is a deleted read-only helper cell.
         c.OverwriteCells.add_missing_cells = True
-        from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
-
-        from .preprocessors import RestoreLockedCells
-
-        c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
-                                              RestoreLockedCells, CheckCellMetadata]
+        sanitize = [DeduplicateIds, OverwriteKernelspec, OverwriteCells, RestoreLockedCells, CheckCellMetadata]
+        if phase == "import":
+            c.Autograde.sanitize_preprocessors = sanitize
+            c.Autograde.autograde_preprocessors = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                                   SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+        else:
+            c.Autograde.sanitize_preprocessors = [ClearOutput, *sanitize]
         c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-        c.Exchange.root = str(self.nbroot / "exchange")
+        c.Exchange.root = str(root / "exchange")
         return c
 
     def _write_config_file(self) -> None:
@@ -219,11 +254,11 @@ class Workspace:
         if not cfg.exists() or cfg.read_text() != text:
             _atomic_write_text(cfg, text)
 
-    def api(self):
+    def api(self, root: Path | None = None, phase: str = "full"):
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
-        config = self.config()
+        config = self.config(root, phase)
         coursedir = CourseDirectory(config=config)
         return NbGraderAPI(coursedir=coursedir, config=config)
 
@@ -277,9 +312,14 @@ class Workspace:
         output: Path | None = None,
         students: list[str] | None = None,
         progress: bool = True,
+        workers: int | None = 1,
+        force: bool = False,
         log=print,
     ) -> pd.DataFrame:
         """Grade ``submissions/<student_id>/<name>.ipynb``; returns the grades DataFrame.
+
+        ``workers`` processes execute notebooks in parallel (``None``: one per core). A submission
+        already graded from the same notebook and the same source is kept unless ``force``.
 
         Every student folder gets rows in ``grades.csv``: a submission that cannot be read or run
         scores 0 and the reason is written to ``grading_log.csv`` and to its feedback page.
@@ -300,43 +340,80 @@ class Workspace:
                 raise GradingError(f"No submission folder for: {', '.join(missing)} in {submissions}")
             found = [s for s in found if s.student_id in set(students)]
 
-        api = self.api()
-        records = []
-        iterator = found
+        source_hash = _sha256(self.nbroot / "source" / name / f"{name}.ipynb")
+        done = {} if force else _done_keys(out / "grading_log.csv")
+        todo, skipped = [], 0
+        for sub in found:
+            sub.key = f"{source_hash[:16]}:{_sha256(sub.notebook)[:16] if sub.notebook else sub.status}"
+            if done.get(sub.student_id) == sub.key:
+                skipped += 1
+            else:
+                todo.append(sub)
+        if skipped:
+            log(f"{skipped} submission(s) already graded and unchanged: kept (use --force to grade them again)")
+
+        workers = max(1, int(workers or default_workers()))
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(found, desc=f"autograde {name}", unit="submission")
-            iterator = bar
-        for sub in iterator:
-            t0 = time.perf_counter()
-            status, message = sub.status, sub.message
-            if status == "ok":
-                status, message = self._grade_one(api, name, sub)
-            records.append(
-                {"student_id": sub.student_id, "status": status, "seconds": round(time.perf_counter() - t0, 2), "message": message}
-            )
+            bar = tqdm(total=len(todo), desc=f"autograde {name} ({workers} worker{'s' if workers > 1 else ''})",
+                       unit="submission")
+        failures = 0
+
+        def record(sub: Submission, status: str, message: str, seconds: float) -> None:
+            nonlocal failures
+            failures += status != "ok"
+            row = pd.DataFrame([{"student_id": sub.student_id, "status": status, "seconds": round(seconds, 2),
+                                 "message": message, "key": sub.key}], columns=LOG_COLUMNS + ["key"])
+            self._merge_log(out, row)  # after every submission: a killed run resumes where it stopped
             if bar is not None:
-                fails = sum(r["status"] != "ok" for r in records)
-                bar.set_postfix(failures=fails)
+                bar.update(1)
+                bar.set_postfix(failures=failures)
+
+        runnable = [s_ for s_ in todo if s_.status == "ok"]
+        for sub in todo:
+            if sub.status != "ok":
+                record(sub, sub.status, sub.message, 0.0)
+        if runnable:
+            import concurrent.futures as cf
+            import multiprocessing as mp
+
+            importer = self.api(phase="import")
+            # Workers start from a snapshot of the gradebook, never from the file being written.
+            (self.workdir / "scratch").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.nbroot / "gradebook.db", self.workdir / "scratch" / "gradebook.base.db")
+            jobs = [(str(self.workdir), str(self.root), name, s_.student_id, str(s_.notebook), self.cell_timeout)
+                    for s_ in runnable]
+            by_id = {s_.student_id: s_ for s_ in runnable}
+            with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(execute_submission, *job) for job in jobs]
+                for fut in cf.as_completed(futures):
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker that died still yields a record
+                        sid = jobs[futures.index(fut)][3]
+                        res = {"student_id": sid, "status": "error", "seconds": 0.0,
+                               "message": f"the grading worker failed: {type(exc).__name__}: {exc}"}
+                    sub = by_id[res["student_id"]]
+                    t0 = time.perf_counter()
+                    status, message = res["status"], res["message"]
+                    if status == "ok":
+                        status, message = self._import_executed(importer, name, sub, Path(res["executed"]))
+                    _rmtree(self.workdir / "scratch" / sub.student_id)
+                    record(sub, status, message, res["seconds"] + time.perf_counter() - t0)
         if bar is not None:
             bar.close()
-
-        log_df = pd.DataFrame(records, columns=LOG_COLUMNS)
-        self._merge_log(out, log_df)
         grades = self.export(name, output=out)
         return grades
 
-    def _grade_one(self, api, name: str, sub: "Submission") -> tuple[str, str]:
+    def _import_executed(self, api, name: str, sub: "Submission", executed: Path) -> tuple[str, str]:
+        """Score a notebook a worker executed: into this workspace's gradebook, without a kernel."""
         dest = self.nbroot / "submitted" / sub.student_id / name
-        _rmtree(dest.parent / name)
+        _rmtree(dest)
         dest.mkdir(parents=True)
-        shutil.copyfile(sub.notebook, dest / f"{name}.ipynb")
-        # Submitted extra files are not needed to grade; only the notebook is copied.
-        with setenv(COURSE_FAST="1", COURSE_AUTOGRADE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore", TQDM_DISABLE="1",
-                    OMP_NUM_THREADS=os.environ.get("COURSE_GRADING_THREADS", "1")), \
-                warnings.catch_warnings():
+        shutil.copyfile(executed, dest / f"{name}.ipynb")
+        with warnings.catch_warnings():
             # nbgrader's own SQLAlchemy session warnings are noise for an instructor.
             warnings.filterwarnings("ignore", message="Object of type <Submitted")
             result = api.autograde(name, sub.student_id, force=True, create=True)
@@ -436,6 +513,34 @@ class Workspace:
             _atomic_write_text(fb_dir / f"{sid}.html", page)
 
 
+def execute_submission(workdir: str, root: str, name: str, student_id: str, notebook: str, cell_timeout: int) -> dict:
+    """Worker process: sanitize and execute one submission with nbgrader in a private course dir.
+
+    The scratch course directory holds a copy of the assignment's source and of the gradebook, so
+    workers never share a database; the main process then imports the executed notebook.
+    """
+    t0 = time.perf_counter()
+    ws = Workspace(workdir, root=Path(root), cell_timeout=cell_timeout)
+    scratch = ws.workdir / "scratch" / student_id
+    _rmtree(scratch)
+    shutil.copytree(ws.nbroot / "source" / name, scratch / "source" / name)
+    shutil.copyfile(ws.workdir / "scratch" / "gradebook.base.db", scratch / "gradebook.db")
+    dest = scratch / "submitted" / student_id / name
+    dest.mkdir(parents=True)
+    shutil.copyfile(notebook, dest / f"{name}.ipynb")
+    api = ws.api(root=scratch)
+    with setenv(COURSE_FAST="1", COURSE_AUTOGRADE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore", TQDM_DISABLE="1",
+                OMP_NUM_THREADS=os.environ.get("COURSE_GRADING_THREADS", "1")), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Object of type <Submitted")
+        result = api.autograde(name, student_id, force=True, create=True)
+    executed = scratch / "autograded" / student_id / name / f"{name}.ipynb"
+    out = {"student_id": student_id, "seconds": time.perf_counter() - t0, "executed": str(executed)}
+    if not result.get("success") or not executed.is_file():
+        reason = failure_reason(f"{result.get('log') or ''}\n{result.get('error') or ''}", cell_timeout)
+        return {**out, "status": "error", "message": reason}
+    return {**out, "status": "ok", "message": ""}
+
+
 # ----------------------------------------------------------------------------- submissions
 @dataclass
 class Submission:
@@ -443,6 +548,7 @@ class Submission:
     notebook: Path | None
     status: str = "ok"  # ok | missing | corrupt | invalid-id
     message: str = ""
+    key: str = ""  # source and submission hashes: an unchanged, graded submission is not graded again
 
 
 def discover_submissions(folder: Path, name: str, *, log=print) -> list[Submission]:
