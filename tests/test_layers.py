@@ -23,15 +23,6 @@ from course_lib.text import CharVocab
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small ops run faster on one thread, and far faster when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _batch(lengths, vocab_size, T=None, seed=0, pad_id=0):
     g = torch.Generator().manual_seed(seed)
     T = T or max(lengths)

@@ -26,15 +26,6 @@ SHAKESPEARE_LIKE = "\n".join(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small ops run faster on one thread, and far faster when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(autouse=True)
 def _cpu_and_no_fast_env(monkeypatch):
     monkeypatch.setenv("COURSE_DEVICE", "cpu")

@@ -16,15 +16,6 @@ from course_lib.train import HISTORY_COLUMNS, History, evaluate, fit
 TEXT = "\n".join(["abcabc", "aabbcc", "abc", "cba", "bca", "ccbbaa", "abcab", "ca", "b", "acbacb"] * 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small ops run faster on one thread, and far faster when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture()
 def problem():
     torch.manual_seed(0)
