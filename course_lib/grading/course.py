@@ -473,6 +473,7 @@ class Workspace:
         _write_csv(grades, out / "grades.csv")
         totals = totals_table(grades, spec, log_df)
         _write_csv(totals, out / "totals.csv")
+        _write_csv(summary_table(grades, spec), out / "summary.csv")
         self._write_feedback(name, spec, details, out)
         return grades
 
@@ -630,6 +631,24 @@ def failure_reason(log: str, cell_timeout: int) -> str:
             return "nbgrader could not grade this notebook: " + line[len("[ERROR]"):].strip()[:300]
     last = [ln.strip() for ln in log.splitlines() if ln.strip()]
     return "nbgrader could not grade this notebook: " + (last[-1][:300] if last else "unknown error")
+
+
+def summary_table(grades: pd.DataFrame, spec: NotebookSpec) -> pd.DataFrame:
+    """Per question: points, mean, median, share of students with full marks, and how many wait for a human."""
+    kinds = {c.grade_id: ("test" if c.kind == "test" else "written") for c in spec.graded()}
+    rows = []
+    for cell in spec.graded():
+        g = grades[grades["question"] == cell.grade_id]
+        scored = g["score"].dropna()
+        rows.append({
+            "question": cell.grade_id, "kind": kinds[cell.grade_id], "max_score": float(cell.points),
+            "students": int(len(g)), "graded": int(len(scored)),
+            "mean": round(float(scored.mean()), 3) if len(scored) else None,
+            "median": float(scored.median()) if len(scored) else None,
+            "share_full_marks": round(float((scored >= cell.points).mean()), 3) if len(scored) else None,
+        })
+    return pd.DataFrame(rows, columns=["question", "kind", "max_score", "students", "graded", "mean", "median",
+                                       "share_full_marks"])
 
 
 def hint_for(ename: str, evalue: str) -> str:
