@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from .contract import ContractError, check_notebook
-from .course import GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
+from .course import DEFAULT_CELL_TIMEOUT, GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
 
 
 def _workspace(args) -> Workspace:
-    return Workspace(args.workdir, cell_timeout=getattr(args, "cell_timeout", 120))
+    return Workspace(args.workdir, cell_timeout=getattr(args, "cell_timeout", DEFAULT_CELL_TIMEOUT))
 
 
 def _names(args) -> list[str]:
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("submissions")
     s.add_argument("--output", help="where grades.csv and feedback go (default: WORKDIR/<assignment>)")
     s.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    s.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    s.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help=f"seconds per cell (default {DEFAULT_CELL_TIMEOUT})")
     s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
     s.add_argument("--force", action="store_true", help="grade again submissions already graded and unchanged")
     s.add_argument("--no-progress", action="store_true")

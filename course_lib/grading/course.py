@@ -38,6 +38,8 @@ from .contract import NotebookSpec, check_notebook
 ASSIGNMENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
 COURSE_ID = "nlm_course"
+# Seconds a cell may run while grading (notebooks run in fast mode then: cells take seconds).
+DEFAULT_CELL_TIMEOUT = 60
 # Files in notebooks/<assignment>/ that never reach students.
 PRIVATE_FILES = {"examples.toml"}
 PRIVATE_SUFFIXES = {".pyc"}
@@ -185,7 +187,7 @@ def _ensure_bin_on_path() -> None:
 class Workspace:
     """An nbgrader course directory owned by the ``course`` command."""
 
-    def __init__(self, workdir: Path | str = "grading", *, root: Path | None = None, cell_timeout: int = 120):
+    def __init__(self, workdir: Path | str = "grading", *, root: Path | None = None, cell_timeout: int = DEFAULT_CELL_TIMEOUT):
         self.workdir = Path(workdir).resolve()
         self.nbroot = self.workdir / "nbgrader"
         self.root = root or find_root()
