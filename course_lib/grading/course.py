@@ -499,7 +499,6 @@ class Workspace:
                     ename, evalue = o.get("ename", "Error"), str(o.get("evalue", ""))
                     msgs[meta.get("grade_id")] = hint_for(ename, evalue)
                     break
-        # Copy the executed notebook for the instructor.
         return msgs
 
     def _write_feedback(self, name: str, spec: NotebookSpec, details: dict, out: Path) -> None:
