@@ -66,6 +66,21 @@ def test_release_strips_solutions_hidden_tests_and_private_files(toy_course, tmp
     assert "YOUR ANSWER HERE" in nb.cells[6].source
 
 
+def test_release_is_redone_only_when_the_source_changes(toy_course, tmp_path, monkeypatch):
+    ws = Workspace(tmp_path / "grading", root=toy_course)
+    first = ws.release("toy")
+    calls = []
+    real = Workspace.release
+    monkeypatch.setattr(Workspace, "release", lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    assert ws.ensure_released("toy") == first and calls == []
+    nb_path = toy_course / "notebooks" / "toy" / "toy.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells[0].source = "# Toy assignment, revised"
+    nbformat.write(nb, nb_path)
+    ws.ensure_released("toy")
+    assert len(calls) == 1 and "revised" in first.read_text()
+
+
 # ---------------------------------------------------------------- autograde
 @pytest.fixture(scope="module")
 def graded_toy(tmp_path_factory):

@@ -292,6 +292,7 @@ class Workspace:
         nb_path = released / f"{name}.ipynb"
         if not nb_path.is_file():
             raise GradingError(f"nbgrader ran but wrote no {nb_path}; log:\n{result.get('log')}")
+        _atomic_write_text(self._release_key_path(name), self._release_key(a))
         if output is not None:
             dest = Path(output) / name
             _rmtree(dest)
@@ -299,11 +300,26 @@ class Workspace:
             return dest / f"{name}.ipynb"
         return nb_path
 
+    def _release_key_path(self, name: str) -> Path:
+        return self.nbroot / f".released-{name}.key"
+
+    def _release_key(self, a: "Assignment") -> str:
+        """What the gradebook's copy of an assignment depends on: its public files, by content."""
+        parts = [f"{f.relative_to(a.source_dir)}:{_sha256(f)}" for f in a.release_files()]
+        return "\n".join(parts) + "\n"
+
+    def ensure_released(self, name: str) -> Path:
+        """Release ``name`` unless the gradebook already holds this exact version of it."""
+        a = get_assignment(name, self.root)
+        key = self._release_key_path(name)
+        nb_path = self.nbroot / "release" / name / f"{name}.ipynb"
+        if (key.is_file() and key.read_text() == self._release_key(a) and nb_path.is_file()
+                and (self.nbroot / "gradebook.db").is_file()):
+            return nb_path
+        return self.release(name)
+
     def released_notebook(self, name: str) -> Path:
-        p = self.nbroot / "release" / name / f"{name}.ipynb"
-        if not p.is_file():
-            return self.release(name)
-        return p
+        return self.ensure_released(name)
 
     # -- autograde
     def autograde(
@@ -333,7 +349,7 @@ class Workspace:
             raise GradingError(f"Submissions folder {submissions} does not exist (expected {submissions}/<student_id>/{name}.ipynb).")
         out = Path(output) if output else self.workdir / name
         out.mkdir(parents=True, exist_ok=True)
-        self.release(name)  # (re)registers the assignment and its tests in the gradebook
+        self.ensure_released(name)  # registers the assignment and its tests in the gradebook
 
         found = discover_submissions(submissions, name, log=log)
         if students:
