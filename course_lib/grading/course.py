@@ -175,6 +175,17 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     _atomic_write_text(path, df.to_csv(index=False))
 
 
+def _py_literal(value) -> str:
+    """A config value as Python source; classes (preprocessors) become import strings."""
+    if isinstance(value, type):
+        return repr(f"{value.__module__}.{value.__qualname__}")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_py_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_py_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _ensure_bin_on_path() -> None:
     """nbgrader runs helper programs (``alembic``) by name: make this interpreter's bin dir visible."""
     bindir = str(Path(sys.executable).parent)
@@ -240,18 +251,14 @@ class Workspace:
         return c
 
     def _write_config_file(self) -> None:
-        text = (
-            "# Written by `course`: lets the formgrader and the nbgrader CLI use this workspace.\n"
-            "c = get_config()  # noqa: F821\n"
-            f"c.CourseDirectory.root = {str(self.nbroot)!r}\n"
-            f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
-            f"c.CourseDirectory.db_url = {('sqlite:///' + str(self.nbroot / 'gradebook.db'))!r}\n"
-            f"c.Exchange.root = {str(self.nbroot / 'exchange')!r}\n"
-            f"c.Execute.timeout = {self.cell_timeout}\n"
-            "c.IgnorePattern.enabled = True\n"
-            "c.IgnorePattern.pattern = r'[\\s\\S]'\n"
-            "c.OverwriteCells.add_missing_cells = True\n"
-        )
+        """nbgrader_config.py for the formgrader and the nbgrader CLI, derived from :meth:`config`."""
+        c = self.config()
+        lines = ["# Written by `course` from Workspace.config(): the formgrader and the nbgrader CLI",
+                 "# use the same settings as `course autograde`.", "c = get_config()  # noqa: F821"]
+        for section in sorted(c):
+            for key in sorted(c[section]):
+                lines.append(f"c.{section}.{key} = {_py_literal(c[section][key])}")
+        text = "\n".join(lines) + "\n"
         cfg = self.nbroot / "nbgrader_config.py"
         if not cfg.exists() or cfg.read_text() != text:
             _atomic_write_text(cfg, text)
