@@ -33,11 +33,25 @@ def add(a, b):
     return a + b
     ### END SOLUTION"""
 
-TOY_TESTS = """from course_lib.grading.checks import assert_close
-assert_close(add(1, 2), 3, name="add(1, 2)")
-### BEGIN HIDDEN TESTS
-assert_close(add(2.5, 2), 4.5, name="add(2.5, 2)")
-### END HIDDEN TESTS"""
+TOY_TESTS = """from course_lib.grading.checks import assert_close, grade
+
+def run():
+    out = {"small": add(1, 2)}
+    ### BEGIN HIDDEN TESTS
+    out["float"] = add(2.5, 2)
+    ### END HIDDEN TESTS
+    return out
+
+def check(out):
+    assert_close(out["small"], 3, name="add(1, 2)")
+    ### BEGIN HIDDEN TESTS
+    assert_close(out["float"], 4.5, name="add(2.5, 2)")
+    ### END HIDDEN TESTS
+
+grade("test_add", run, check)"""
+
+TOY_TESTS_NEGATIVE = """from course_lib.grading.checks import assert_close, grade
+grade("test_add_negative", lambda: add(10, -1) + OFFSET, lambda out: assert_close(out, 9, name="add(10, -1)"))"""
 
 
 def make_toy_notebook():
@@ -48,7 +62,7 @@ def make_toy_notebook():
                       metadata=nbmeta(grade_id="helpers", locked=True)),
         new_code_cell(TOY_SOLUTION, metadata=nbmeta(solution=True, grade_id="add")),
         new_code_cell(TOY_TESTS, metadata=nbmeta(grade=True, grade_id="test_add", points=2, locked=True)),
-        new_code_cell('assert_close(add(10, -1) + OFFSET, 9, name="add(10, -1)")',
+        new_code_cell(TOY_TESTS_NEGATIVE,
                       metadata=nbmeta(grade=True, grade_id="test_add_negative", points=1, locked=True)),
         new_markdown_cell("**Q.** Why does addition commute?"),
         new_markdown_cell("Model answer: because.", metadata=nbmeta(solution=True, grade=True, grade_id="written_why", points=3)),

@@ -166,7 +166,7 @@ def test_autograde_scores_every_submission(graded_toy):
     full = sum(_auto(grades[grades.question == "test_add"], sid) == 2 for sid in students)
     assert summary.loc["test_add", "share_full_marks"] == pytest.approx(round(full / n, 3))
     assert summary.loc["test_add", "students"] == n and summary.loc["written_why", "kind"] == "written"
-    assert log.loc["kernel_killer", "status"] == "error" and "kernel died" in log.loc["kernel_killer", "message"]
+    assert log.loc["kernel_killer", "status"] == "limit" and "kernel died" in log.loc["kernel_killer", "message"]
     assert _auto(grades, "kernel_killer") == 0
 
 

@@ -168,3 +168,9 @@ def quiet() -> Iterator[io.StringIO]:
             yield buf
         finally:
             sys.stderr = old
+
+
+# The test harness: ``grade(test_id, run, check)`` (see course_lib.grading.harness).
+from .harness import ForbiddenFunction, forbidden, grade, to_data  # noqa: E402
+
+__all__ += ["grade", "to_data", "forbidden", "ForbiddenFunction"]

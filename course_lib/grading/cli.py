@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .contract import ContractError, check_notebook
-from .course import DEFAULT_CELL_TIMEOUT, GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
+from .course import DASK_CONNECT_TIMEOUT, DEFAULT_CELL_TIMEOUT, GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
 
 
 def _workspace(args) -> Workspace:
@@ -64,8 +64,12 @@ def cmd_release(args) -> int:
 def cmd_autograde(args) -> int:
     ws = _workspace(args)
     out = Path(args.output) if args.output else None
+    if args.dask_scheduler and args.workers is not None:
+        print(f"note: --workers is ignored with --dask-scheduler: the Dask workers of {args.dask_scheduler} "
+              "run the notebooks", file=sys.stderr)
     grades = ws.autograde(args.assignment, Path(args.submissions), output=out, students=args.student or None,
-                          progress=not args.no_progress, workers=args.workers, force=args.force)
+                          progress=not args.no_progress, workers=args.workers, force=args.force,
+                          dask_scheduler=args.dask_scheduler or None, dask_timeout=args.dask_timeout)
     out = out or ws.workdir / args.assignment
     _report(out)
     print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student_id>.html")
@@ -210,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--student", action="append", help="grade only this student (repeatable)")
     s.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help=f"seconds per cell (default {DEFAULT_CELL_TIMEOUT})")
     s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
+    s.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                   help="run the notebooks on this Dask scheduler (tcp://HOST:8786) instead of local processes; "
+                        "its workers must share this filesystem at the same paths; --workers is then ignored")
+    s.add_argument("--dask-timeout", type=float, default=DASK_CONNECT_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds to wait for the Dask scheduler to answer (default {DASK_CONNECT_TIMEOUT:g})")
     s.add_argument("--force", action="store_true", help="grade again submissions already graded and unchanged")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_autograde)

@@ -10,6 +10,8 @@ Rules (``check_notebook`` enforces them, and a test runs it on every source note
 - A *written answer* (markdown, ``solution: true, grade: true``) has ``points > 0``; it is graded by
   hand in the formgrader.
 - ``grade_id`` values are unique and use only letters, digits, ``_`` and ``-``.
+- A test cell follows the harness form: imports, definitions, constants and one
+  ``grade("<its grade_id>", run, check)`` call (see :mod:`course_lib.grading.harness`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class GradedCell:
     index: int
     cell_type: str
     defines: list[str] = field(default_factory=list)
+    harness_problem: str | None = None  # tests only: how the cell breaks the grade(run, check) form
 
 
 @dataclass
@@ -105,6 +108,40 @@ def _defined_names(source: str) -> list[str]:
     return names
 
 
+def harness_problem(source: str, grade_id: str) -> str | None:
+    """Why a test cell does not follow the harness form (see course_lib.grading.harness), or None.
+
+    Its top level holds only imports, definitions, constant assignments and exactly one
+    ``grade("<grade_id>", run, check[, forbid=...])`` call: the grader re-runs that top level in a
+    clean process, where nothing from the student's notebook exists.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return f"the test cell does not parse ({exc.msg}, line {exc.lineno})"
+    calls = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                             ast.Assign, ast.AnnAssign)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring or note
+        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "grade"):
+            calls.append(node.value)
+            continue
+        return (f"line {node.lineno}: a test cell's top level may hold only imports, definitions, constants "
+                "and one grade(...) call (student code belongs in run())")
+    if len(calls) != 1:
+        return f"a test cell must call grade({grade_id!r}, run, check) exactly once (found {len(calls)})"
+    first = calls[0].args[0] if calls[0].args else None
+    if not (isinstance(first, ast.Constant) and first.value == grade_id):
+        return f"grade(...) must name this cell's grade_id as its first argument: grade({grade_id!r}, run, check)"
+    if len(calls[0].args) < 3:
+        return "grade(...) needs run and check: grade(test_id, run, check)"
+    return None
+
+
 def strip_solution_markers(source: str) -> str:
     """The instructor's solution as a student would have written it (marker lines removed)."""
     keep = [line for line in source.splitlines() if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION)]
@@ -135,7 +172,8 @@ def parse_notebook(nb_or_path) -> NotebookSpec:
             kind = "manual-code"
         defines = _defined_names(cell.source) if cell.cell_type == "code" else []
         points = float(meta.get("points", 0) or 0) if grade else 0.0
-        cells.append(GradedCell(str(meta.get("grade_id", "")), kind, points, i, cell.cell_type, defines))
+        problem = harness_problem(cell.source, str(meta.get("grade_id", ""))) if kind == "test" else None
+        cells.append(GradedCell(str(meta.get("grade_id", "")), kind, points, i, cell.cell_type, defines, problem))
     return NotebookSpec(path, cells)
 
 
@@ -166,6 +204,8 @@ def check_notebook(nb_or_path) -> NotebookSpec:
                 problems.append(f"{where}: a test cell's grade_id must start with 'test_'")
             elif spec.target_of(c.grade_id) is None:
                 problems.append(f"{where}: test cell does not name a graded solution (test_<name>[_...])")
+            if c.harness_problem:
+                problems.append(f"{where}: {c.harness_problem}")
     for s in spec.solutions:
         tests = [t for t in spec.tests if spec.target_of(t.grade_id) == s.grade_id and t.points > 0]
         if not tests:

@@ -27,24 +27,30 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 
 from .contract import NotebookSpec, check_notebook
+from .sandbox import Limits
 
 ASSIGNMENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
 COURSE_ID = "nlm_course"
 # Seconds a cell may run while grading (notebooks run in fast mode then: cells take seconds).
-DEFAULT_CELL_TIMEOUT = 60
+DEFAULT_CELL_TIMEOUT = Limits().cell_timeout
+# Seconds to wait for a Dask scheduler (``autograde(dask_scheduler=...)``) to answer before giving up.
+DASK_CONNECT_TIMEOUT = 30.0
 # Files in notebooks/<assignment>/ that never reach students.
 PRIVATE_FILES = {"examples.toml"}
 PRIVATE_SUFFIXES = {".pyc"}
 PRIVATE_DIRS = {"__pycache__", ".ipynb_checkpoints", "examples"}
 
+# Statuses of a submission whose executed notebook was scored: "limit" is one that stopped at a
+# limit (time, memory, processes, a dead kernel) and keeps the points of the cells that completed.
+GRADED_STATUSES = ("ok", "limit")
 GRADES_COLUMNS = ["student_id", "assignment", "question", "score", "max_score"]
 LOG_COLUMNS = ["student_id", "status", "seconds", "message"]
 # grading_log.csv also keeps, per submission, a key (source and submission hashes) for resuming.
@@ -194,21 +200,126 @@ def _ensure_bin_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *parts])
 
 
+# ----------------------------------------------------------------------------- Dask
+def _worker_failure(exc: BaseException) -> dict:
+    """The result of a submission whose worker raised or died: an error record, never a lost student."""
+    return {"status": "error", "seconds": 0.0, "executed": "",
+            "message": f"the grading worker failed: {type(exc).__name__}: {exc}"}
+
+
+def _require_distributed():
+    try:
+        import distributed
+    except ImportError as exc:
+        raise GradingError(
+            f"Grading on a Dask scheduler needs the 'distributed' package ({exc}). Install it here and on "
+            "every worker: pip install 'course-lib[grading]' (or: pip install dask distributed)."
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def dask_client(scheduler, *, timeout: float = DASK_CONNECT_TIMEOUT):
+    """A ``distributed.Client`` for ``scheduler``: an address (``tcp://HOST:8786``), a cluster object
+    or a ``Client`` (yielded as is and left open). Raises :class:`GradingError` when the scheduler does
+    not answer within ``timeout`` seconds."""
+    distributed = _require_distributed()
+    if isinstance(scheduler, distributed.Client):
+        yield scheduler
+        return
+    address = scheduler if isinstance(scheduler, str) else getattr(scheduler, "scheduler_address", None)
+    if not address:
+        raise GradingError(f"dask_scheduler must be an address such as tcp://HOST:8786, a Dask cluster or a "
+                           f"distributed.Client, not {scheduler!r}")
+    try:
+        client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a bad address: all mean "not reachable"
+        raise GradingError(
+            f"Could not reach the Dask scheduler at {address} within {timeout:g} s ({type(exc).__name__}: {exc}). "
+            "Check the address and that `dask scheduler` runs and is reachable from this machine."
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _missing_paths(paths: list[str]) -> list[str]:
+    """Run on each Dask worker: the grading paths it cannot see (it must share our filesystem)."""
+    return [p for p in paths if not os.path.exists(p)]
+
+
+def _run_on_dask(client, name: str, jobs: list[tuple], subs: list["Submission"], finish, *,
+                 shared: list[str] = (), log=print) -> None:
+    """``execute_submission(*job)`` for every job on the cluster; ``finish(sub, result)`` as each ends.
+
+    ``shared`` are paths every worker must see (checked first, with course_lib imported there)."""
+    import uuid
+
+    import distributed
+
+    where = getattr(client.scheduler, "address", None) or "the Dask scheduler"
+    try:
+        missing = client.run(_missing_paths, list(shared))
+    except Exception as exc:  # noqa: BLE001 - typically course_lib is not importable on a worker
+        raise GradingError(
+            f"The Dask workers of {where} could not run the grading code ({type(exc).__name__}: {exc}). "
+            "Install course-lib (the same version, with its grading extra) in every worker's environment."
+        ) from None
+    blind = {w: m for w, m in missing.items() if m}
+    if blind:
+        w, m = next(iter(blind.items()))
+        raise GradingError(
+            f"{len(blind)} of {len(missing)} Dask worker(s) of {where} cannot see the grading files "
+            f"(worker {w} has no {m[0]}). The workers must share this machine's filesystem at the same paths "
+            "(workspace, course root and submissions), e.g. on NFS."
+        )
+    if not missing:
+        log(f"note: no Dask worker has joined {where} yet; grading starts when one does")
+    elif any(n > 1 for n in client.nthreads().values()):
+        log("note: some Dask workers run several threads; start them with --nthreads 1 (one kernel per process)")
+    futures = {}
+    for job, sub in zip(jobs, subs):
+        key = f"grade-{name}-{sub.student_id}-{uuid.uuid4().hex}"
+        futures[client.submit(execute_submission, *job, pure=False, key=key)] = sub
+    try:
+        for fut in distributed.as_completed(list(futures), loop=client.loop):
+            sub = futures.pop(fut)
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, a raised error, a cancelled task
+                res = _worker_failure(exc)
+            fut.release()
+            finish(sub, res)
+    finally:
+        if futures:  # interrupted: do not leave our tasks running on a shared cluster
+            client.cancel(list(futures))
+
+
 # ----------------------------------------------------------------------------- workspace
 class Workspace:
     """An nbgrader course directory owned by the ``course`` command."""
 
-    def __init__(self, workdir: Path | str = "grading", *, root: Path | None = None, cell_timeout: int = DEFAULT_CELL_TIMEOUT):
+    def __init__(self, workdir: Path | str = "grading", *, root: Path | None = None,
+                 cell_timeout: float | None = None, limits: Limits | dict | None = None, sandbox: str = "auto"):
         self.workdir = Path(workdir).resolve()
         self.nbroot = self.workdir / "nbgrader"
         self.root = root or find_root()
-        self.cell_timeout = int(cell_timeout)
+        lim = limits if isinstance(limits, Limits) else Limits(**(limits or {}))
+        if cell_timeout is not None:
+            lim = replace(lim, cell_timeout=float(cell_timeout))
+        self.limits = lim
+        self.cell_timeout = lim.cell_timeout
+        if sandbox not in ("auto", "require", "off"):
+            raise GradingError(f"--sandbox must be auto, require or off, not {sandbox!r}")
+        self.sandbox = sandbox
         self.nbroot.mkdir(parents=True, exist_ok=True)
         self._write_config_file()
         _ensure_bin_on_path()
 
     # -- nbgrader configuration
-    def config(self, root: Path | None = None, phase: str = "full"):
+    def config(self, root: Path | None = None, phase: str = "full", *, scratch: Path | None = None,
+               source_notebook: Path | None = None, report: Path | None = None):
         """nbgrader configuration for a course directory ``root`` (default: the workspace's).
 
         ``phase="full"`` sanitizes, executes and scores a submission. ``phase="import"`` scores a
@@ -221,6 +332,7 @@ class Workspace:
                                             SaveAutoGrades)
         from traitlets.config import Config
 
+        from .execute import SandboxedExecute
         from .preprocessors import RestoreLockedCells
 
         root = Path(root or self.nbroot)
@@ -246,6 +358,19 @@ class Workspace:
                                                    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
         else:
             c.Autograde.sanitize_preprocessors = [ClearOutput, *sanitize]
+            # The student's code runs in a sandboxed kernel with limits; test cells are judged from
+            # recorded values in a clean process (course_lib.grading.execute).
+            c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
+                                                   LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+            c.SandboxedExecute.limits = asdict(self.limits)
+            c.SandboxedExecute.sandbox = self.sandbox
+            c.SandboxedExecute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+            if scratch is not None:
+                c.SandboxedExecute.scratch_dir = str(scratch)
+            if source_notebook is not None:
+                c.SandboxedExecute.source_notebook = str(source_notebook)
+            if report is not None:
+                c.SandboxedExecute.report_path = str(report)
         c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
         c.Exchange.root = str(root / "exchange")
         return c
@@ -263,11 +388,11 @@ class Workspace:
         if not cfg.exists() or cfg.read_text() != text:
             _atomic_write_text(cfg, text)
 
-    def api(self, root: Path | None = None, phase: str = "full"):
+    def api(self, root: Path | None = None, phase: str = "full", **kwargs):
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
-        config = self.config(root, phase)
+        config = self.config(root, phase, **kwargs)
         coursedir = CourseDirectory(config=config)
         return NbGraderAPI(coursedir=coursedir, config=config)
 
@@ -340,11 +465,25 @@ class Workspace:
         workers: int | None = 1,
         force: bool = False,
         log=print,
+        dask_scheduler=None,
+        dask_timeout: float = DASK_CONNECT_TIMEOUT,
     ) -> pd.DataFrame:
         """Grade ``submissions/<student_id>/<name>.ipynb``; returns the grades DataFrame.
 
         ``workers`` processes execute notebooks in parallel (``None``: one per core). A submission
         already graded from the same notebook and the same source is kept unless ``force``.
+
+        ``dask_scheduler`` runs the notebooks on an existing Dask cluster instead (``workers`` is then
+        ignored): a scheduler address such as ``"tcp://HOST:8786"``, a cluster object
+        (``distributed.LocalCluster``...) or a ``distributed.Client`` (used as is, not closed). It needs
+        the ``distributed`` package (``pip install 'course-lib[grading]'``). The Dask workers must see
+        this machine's filesystem at the same paths (the workspace ``workdir``, the course root and the
+        submissions folder, e.g. on NFS) and have ``course-lib`` installed; that is checked before any
+        notebook is sent. Run one thread per worker process (``dask worker ADDRESS --nworkers N
+        --nthreads 1``): each task sets process-wide environment variables for its kernel. A scheduler
+        that does not answer within ``dask_timeout`` seconds is a :class:`GradingError`. Scores and
+        gradebook updates stay in this process, exactly as with local workers; a task whose worker
+        dies or raises is recorded as an ``error`` for that student.
 
         Every student folder gets rows in ``grades.csv``: a submission that cannot be read or run
         scores 0 and the reason is written to ``grading_log.csv`` and to its feedback page.
@@ -354,6 +493,9 @@ class Workspace:
         submissions = Path(submissions)
         if not submissions.is_dir():
             raise GradingError(f"Submissions folder {submissions} does not exist (expected {submissions}/<student_id>/{name}.ipynb).")
+        if dask_scheduler is not None:
+            _require_distributed()
+            submissions = submissions.resolve()  # remote workers do not share this process's cwd
         out = Path(output) if output else self.workdir / name
         out.mkdir(parents=True, exist_ok=True)
         self.ensure_released(name)  # registers the assignment and its tests in the gradebook
@@ -382,8 +524,8 @@ class Workspace:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(todo), desc=f"autograde {name} ({workers} worker{'s' if workers > 1 else ''})",
-                       unit="submission")
+            where = "dask" if dask_scheduler is not None else f"{workers} worker{'s' if workers > 1 else ''}"
+            bar = tqdm(total=len(todo), desc=f"autograde {name} ({where})", unit="submission")
         failures = 0
 
         def record(sub: Submission, status: str, message: str, seconds: float) -> None:
@@ -408,25 +550,33 @@ class Workspace:
             # Workers start from a snapshot of the gradebook, never from the file being written.
             (self.workdir / "scratch").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.nbroot / "gradebook.db", self.workdir / "scratch" / "gradebook.base.db")
-            jobs = [(str(self.workdir), str(self.root), name, s_.student_id, str(s_.notebook), self.cell_timeout)
-                    for s_ in runnable]
-            by_id = {s_.student_id: s_ for s_ in runnable}
-            with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(execute_submission, *job) for job in jobs]
-                for fut in cf.as_completed(futures):
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker that died still yields a record
-                        sid = jobs[futures.index(fut)][3]
-                        res = {"student_id": sid, "status": "error", "seconds": 0.0,
-                               "message": f"the grading worker failed: {type(exc).__name__}: {exc}"}
-                    sub = by_id[res["student_id"]]
-                    t0 = time.perf_counter()
-                    status, message = res["status"], res["message"]
-                    if status == "ok":
-                        status, message = self._import_executed(importer, name, sub, Path(res["executed"]))
-                    _rmtree(self.workdir / "scratch" / sub.student_id)
-                    record(sub, status, message, res["seconds"] + time.perf_counter() - t0)
+            jobs = [(str(self.workdir), str(self.root), name, s_.student_id, str(s_.notebook), asdict(self.limits),
+                     self.sandbox) for s_ in runnable]
+
+            def finish(sub: Submission, res: dict) -> None:
+                """One executed (or failed) submission, from either backend: import, clean up, log."""
+                t0 = time.perf_counter()
+                status, message = res["status"], res["message"]
+                if status in GRADED_STATUSES:
+                    st, msg = self._import_executed(importer, name, sub, Path(res["executed"]))
+                    if st != "ok":
+                        status, message = st, msg
+                _rmtree(self.workdir / "scratch" / sub.student_id)
+                record(sub, status, message, res["seconds"] + time.perf_counter() - t0)
+
+            if dask_scheduler is not None:
+                with dask_client(dask_scheduler, timeout=dask_timeout) as client:
+                    shared = [self.workdir / "scratch" / "gradebook.base.db", self.root, runnable[0].notebook]
+                    _run_on_dask(client, name, jobs, runnable, finish, shared=[str(p) for p in shared], log=log)
+            else:
+                with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+                    futures = {pool.submit(execute_submission, *job): s_ for job, s_ in zip(jobs, runnable)}
+                    for fut in cf.as_completed(futures):
+                        try:
+                            res = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - a worker that died still yields a record
+                            res = _worker_failure(exc)
+                        finish(futures[fut], res)
         if bar is not None:
             bar.close()
         grades = self.export(name, output=out)
@@ -468,7 +618,7 @@ class Workspace:
             for rec in log_df.to_dict("records"):
                 sid = rec["student_id"]
                 graded = {}
-                if rec["status"] == "ok":
+                if rec["status"] in GRADED_STATUSES:
                     try:
                         nb = gb.find_submission_notebook(name, name, sid)
                         graded = {g.name: g for g in nb.grades}
@@ -530,7 +680,7 @@ class Workspace:
         fb_dir.mkdir(parents=True, exist_ok=True)
         nb_dir.mkdir(parents=True, exist_ok=True)
         for sid, (rec, info) in details.items():
-            msgs = self._test_messages(name, sid) if rec["status"] == "ok" else {}
+            msgs = self._test_messages(name, sid) if rec["status"] in GRADED_STATUSES else {}
             executed = self.nbroot / "autograded" / sid / name / f"{name}.ipynb"
             if executed.is_file():
                 shutil.copyfile(executed, nb_dir / f"{sid}.ipynb")
@@ -538,14 +688,20 @@ class Workspace:
             _atomic_write_text(fb_dir / f"{sid}.html", page)
 
 
-def execute_submission(workdir: str, root: str, name: str, student_id: str, notebook: str, cell_timeout: int) -> dict:
-    """Worker process: sanitize and execute one submission with nbgrader in a private course dir.
+def execute_submission(workdir: str, root: str, name: str, student_id: str, notebook: str,
+                       limits: dict | float | None = None, sandbox: str = "auto") -> dict:
+    """Worker: sanitize one submission, run it in a sandboxed kernel, judge its tests in a clean process.
 
     The scratch course directory holds a copy of the assignment's source and of the gradebook, so
-    workers never share a database; the main process then imports the executed notebook.
+    workers never share a database; the main process then imports the executed notebook. The
+    kernel sees none of the scratch folder: only the submission's working copy and its record folder.
+    Returns the status, the seconds it took, a message (which limit was hit in which cell) and the
+    execution report.
     """
     t0 = time.perf_counter()
-    ws = Workspace(workdir, root=Path(root), cell_timeout=cell_timeout)
+    if isinstance(limits, (int, float)):
+        limits = {"cell_timeout": float(limits)}
+    ws = Workspace(workdir, root=Path(root), limits=limits, sandbox=sandbox)
     scratch = ws.workdir / "scratch" / student_id
     _rmtree(scratch)
     shutil.copytree(ws.nbroot / "source" / name, scratch / "source" / name)
@@ -553,17 +709,25 @@ def execute_submission(workdir: str, root: str, name: str, student_id: str, note
     dest = scratch / "submitted" / student_id / name
     dest.mkdir(parents=True)
     shutil.copyfile(notebook, dest / f"{name}.ipynb")
-    api = ws.api(root=scratch)
-    with setenv(COURSE_FAST="1", COURSE_AUTOGRADE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore", TQDM_DISABLE="1",
-                OMP_NUM_THREADS=os.environ.get("COURSE_GRADING_THREADS", "1")), warnings.catch_warnings():
+    report_path = scratch / "private" / "report.json"
+    report_path.parent.mkdir(parents=True)
+    api = ws.api(root=scratch, scratch=scratch / "private", source_notebook=scratch / "source" / name / f"{name}.ipynb",
+                 report=report_path)
+    with setenv(PYTHONWARNINGS="ignore", COURSE_GRADING_QUIET="1"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Object of type <Submitted")
         result = api.autograde(name, student_id, force=True, create=True)
     executed = scratch / "autograded" / student_id / name / f"{name}.ipynb"
-    out = {"student_id": student_id, "seconds": time.perf_counter() - t0, "executed": str(executed)}
+    report = {}
+    if report_path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            report = json.loads(report_path.read_text())
+    out = {"student_id": student_id, "seconds": time.perf_counter() - t0, "executed": str(executed), "report": report}
     if not result.get("success") or not executed.is_file():
-        reason = failure_reason(f"{result.get('log') or ''}\n{result.get('error') or ''}", cell_timeout)
+        reason = failure_reason(f"{result.get('log') or ''}\n{result.get('error') or ''}", ws.cell_timeout)
         return {**out, "status": "error", "message": reason}
-    return {**out, "status": "ok", "message": ""}
+    if report.get("limit"):
+        return {**out, "status": "limit", "message": report.get("message", "")}
+    return {**out, "status": "ok", "message": report.get("verify_error", "")}
 
 
 # ----------------------------------------------------------------------------- submissions
@@ -678,7 +842,7 @@ def summary_table(grades: pd.DataFrame, spec: NotebookSpec) -> pd.DataFrame:
 def hint_for(ename: str, evalue: str) -> str:
     """A safe one-line hint from a test's exception: type and message, never source lines."""
     evalue = re.sub(r"\x1b\[[0-9;]*m", "", evalue).strip()
-    if ename == "NotImplementedError" and not evalue:
+    if (ename == "NotImplementedError" and not evalue) or evalue == "NotImplementedError":
         return "Not answered yet (the function still raises NotImplementedError)."
     if ename in ("CheckFailed", "AssertionError"):
         return evalue[:400] or "A check failed."
@@ -697,7 +861,7 @@ def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict
         if cell.kind == "test":
             ok = score is not None and float(score) >= cell.points
             state = "passed" if ok else ("partial" if score and float(score) > 0 else "failed")
-            hint = "" if ok else msgs.get(cell.grade_id, "" if rec["status"] == "ok" else rec["message"])
+            hint = "" if ok else msgs.get(cell.grade_id, "" if rec["status"] in GRADED_STATUSES else rec["message"])
             auto += float(score or 0)
         else:
             if score is None:
@@ -712,7 +876,13 @@ def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict
             f"<td>{'test' if cell.kind == 'test' else 'written'}</td><td>{shown} / {cell.points:g}</td>"
             f"<td>{esc(state)}</td><td>{esc(hint)}</td></tr>"
         )
-    status_note = "" if rec["status"] == "ok" else f"<p class='problem'><b>Your submission could not be graded:</b> {esc(rec['message'])}</p>"
+    if rec["status"] == "ok":
+        status_note = ""
+    elif rec["status"] == "limit":
+        status_note = (f"<p class='problem'><b>Your notebook hit a grading limit:</b> {esc(rec['message'])}. "
+                       "The tests that completed before it kept their points.</p>")
+    else:
+        status_note = f"<p class='problem'><b>Your submission could not be graded:</b> {esc(rec['message'])}</p>"
     data = json.dumps({"student_id": sid, "assignment": name, "auto": auto, "manual": manual, "pending_manual": pending})
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Feedback: {esc(name)} ({esc(sid)})</title>

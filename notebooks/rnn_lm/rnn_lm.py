@@ -204,19 +204,36 @@ def rnn_cell_params(d_e, d_h):
 # %% nbgrader={"grade": true, "grade_id": "test_rnn_cell_params", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 from torch import nn
 
-from course_lib.grading.checks import as_int, assert_equal, quiet
-
-with quiet():
-    n = rnn_cell_params(3, 2)
-n = as_int(n, name="rnn_cell_params(3, 2)")  # a whole number
+from course_lib.grading.checks import as_int, assert_equal, grade, quiet
 ### BEGIN HIDDEN TESTS
-for d_e, d_h in [(3, 2), (2, 3), (200, 200), (50, 128), (1, 1)]:
-    with quiet():
-        got = rnn_cell_params(d_e, d_h)
-    # nn.RNNCell has two bias vectors (b_ih and b_hh); the handout counts one.
-    expected = sum(p.numel() for p in nn.RNNCell(d_e, d_h).parameters()) - d_h
-    assert_equal(as_int(got, name=f"rnn_cell_params({d_e}, {d_h})"), expected, name=f"rnn_cell_params({d_e}, {d_h})")
+
+SIZES = [(3, 2), (2, 3), (200, 200), (50, 128), (1, 1)]  # (d_e, d_h)
 ### END HIDDEN TESTS
+
+
+def run():
+    out = {}
+    with quiet():
+        out["n"] = rnn_cell_params(3, 2)
+    ### BEGIN HIDDEN TESTS
+    with quiet():
+        out["sizes"] = [rnn_cell_params(d_e, d_h) for d_e, d_h in SIZES]
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    as_int(out["n"], name="rnn_cell_params(3, 2)")  # a whole number
+    ### BEGIN HIDDEN TESTS
+    for i, (d_e, d_h) in enumerate(SIZES):
+        # nn.RNNCell has two bias vectors (b_ih and b_hh); the handout counts one.
+        expected = sum(p.numel() for p in nn.RNNCell(d_e, d_h).parameters()) - d_h
+        got = as_int(out["sizes"][i], name=f"rnn_cell_params({d_e}, {d_h})")
+        assert_equal(got, expected, name=f"rnn_cell_params({d_e}, {d_h})")
+    ### END HIDDEN TESTS
+
+
+grade("test_rnn_cell_params", run, check)
 
 # %% nbgrader={"grade": false, "grade_id": "lstm_cell_params", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def lstm_cell_params(d_e, d_h):
@@ -237,22 +254,38 @@ def lstm_cell_params(d_e, d_h):
 # %% nbgrader={"grade": true, "grade_id": "test_lstm_cell_params", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 from torch import nn
 
-from course_lib.grading.checks import as_int, assert_equal, quiet
-
-with quiet():
-    n = lstm_cell_params(3, 2)
-n = as_int(n, name="lstm_cell_params(3, 2)")  # a whole number
+from course_lib.grading.checks import as_int, assert_equal, grade, quiet
 ### BEGIN HIDDEN TESTS
-for d_e, d_h in [(3, 2), (2, 3), (200, 200), (50, 128), (1, 1)]:
-    with quiet():
-        got = lstm_cell_params(d_e, d_h)
-    # nn.LSTMCell has two bias vectors per gate (b_ih and b_hh); the handout counts one.
-    expected = sum(p.numel() for p in nn.LSTMCell(d_e, d_h).parameters()) - 4 * d_h
-    assert_equal(as_int(got, name=f"lstm_cell_params({d_e}, {d_h})"), expected, name=f"lstm_cell_params({d_e}, {d_h})")
-with quiet():
-    got = lstm_cell_params(200, 200)
-assert_equal(as_int(got, name="lstm_cell_params(200, 200)"), 320_800, name="lstm_cell_params(200, 200)")
+
+SIZES = [(3, 2), (2, 3), (200, 200), (50, 128), (1, 1)]  # (d_e, d_h)
 ### END HIDDEN TESTS
+
+
+def run():
+    out = {}
+    with quiet():
+        out["n"] = lstm_cell_params(3, 2)
+    ### BEGIN HIDDEN TESTS
+    with quiet():
+        out["sizes"] = [lstm_cell_params(d_e, d_h) for d_e, d_h in SIZES]
+        out["n_200"] = lstm_cell_params(200, 200)
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    as_int(out["n"], name="lstm_cell_params(3, 2)")  # a whole number
+    ### BEGIN HIDDEN TESTS
+    for i, (d_e, d_h) in enumerate(SIZES):
+        # nn.LSTMCell has two bias vectors per gate (b_ih and b_hh); the handout counts one.
+        expected = sum(p.numel() for p in nn.LSTMCell(d_e, d_h).parameters()) - 4 * d_h
+        got = as_int(out["sizes"][i], name=f"lstm_cell_params({d_e}, {d_h})")
+        assert_equal(got, expected, name=f"lstm_cell_params({d_e}, {d_h})")
+    assert_equal(as_int(out["n_200"], name="lstm_cell_params(200, 200)"), 320_800, name="lstm_cell_params(200, 200)")
+    ### END HIDDEN TESTS
+
+
+grade("test_lstm_cell_params", run, check)
 
 # %% [markdown]
 # **Q3c** (not in the handout) [2 pts: 1 for the number, 1 for the explanation] PyTorch has an
@@ -272,12 +305,21 @@ print(f"lstm_cell_params(200, 200): {lstm_cell_params(200, 200):,} parameters")
 # %% nbgrader={"grade": true, "grade_id": "test_TORCH_LSTMCELL_PARAMS", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from torch import nn
 
-from course_lib.grading.checks import as_int, assert_equal
+from course_lib.grading.checks import as_int, assert_equal, grade
 
-n = as_int(TORCH_LSTMCELL_PARAMS, name="TORCH_LSTMCELL_PARAMS")  # a whole number
-### BEGIN HIDDEN TESTS
-assert_equal(n, sum(p.numel() for p in nn.LSTMCell(200, 200).parameters()), name="TORCH_LSTMCELL_PARAMS")
-### END HIDDEN TESTS
+
+def run():
+    return {"n": TORCH_LSTMCELL_PARAMS}
+
+
+def check(out):
+    n = as_int(out["n"], name="TORCH_LSTMCELL_PARAMS")  # a whole number
+    ### BEGIN HIDDEN TESTS
+    assert_equal(n, sum(p.numel() for p in nn.LSTMCell(200, 200).parameters()), name="TORCH_LSTMCELL_PARAMS")
+    ### END HIDDEN TESTS
+
+
+grade("test_TORCH_LSTMCELL_PARAMS", run, check)
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_1_q3c", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q3c, continued** [1 pt] Why does `nn.LSTMCell(200, 200)` report more parameters than your
@@ -377,15 +419,15 @@ show_batch(example_inputs, example_targets, example_mask, EXAMPLE_VOCAB)
 # Q4a: the inputs and the targets.
 import torch
 
-from course_lib.grading.checks import assert_equal, assert_shape, assert_true, quiet, to_tensor
+from course_lib.grading.checks import assert_equal, assert_shape, assert_true, grade, quiet, to_tensor
 
-sentences = [["the", "dog", "chased", "the", "cat"], ["birds", "can", "fly"]]
-vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "the": 3, "dog": 4, "chased": 5, "cat": 6, "birds": 7, "can": 8, "fly": 9}
-with quiet():
-    inputs, targets, mask = make_lm_batch(sentences, vocab)
-assert_shape(inputs, (2, 6), name="inputs", dims="B, T")
-assert_shape(targets, (2, 6), name="targets", dims="B, T")
+SENTENCES = [["the", "dog", "chased", "the", "cat"], ["birds", "can", "fly"]]
+VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "the": 3, "dog": 4, "chased": 5, "cat": 6, "birds": 7, "can": 8, "fly": 9}
 ### BEGIN HIDDEN TESTS
+VOCAB2 = {"x": 0, "</s>": 1, "y": 2, "<s>": 3, "z": 4, "<pad>": 5}
+SENTENCES2 = [["x"], ["y", "x", "z", "z"], ["z", "y"]]
+
+
 def _check_inputs_targets(sentences, vocab, inputs, targets):
     pad, bos, eos = vocab["<pad>"], vocab["<s>"], vocab["</s>"]
     T = max(len(s) for s in sentences) + 1
@@ -401,35 +443,67 @@ def _check_inputs_targets(sentences, vocab, inputs, targets):
         # What the model reads at a padded position is never scored: accept <pad> or </s> there.
         assert_true(all(int(v) in (pad, eos) for v in inp[b, n:]),
                     f"inputs[{b}] after the sentence should be padding, got {inp[b, n:].tolist()}")
-
-
-_check_inputs_targets(sentences, vocab, inputs, targets)
-vocab2 = {"x": 0, "</s>": 1, "y": 2, "<s>": 3, "z": 4, "<pad>": 5}
-sentences2 = [["x"], ["y", "x", "z", "z"], ["z", "y"]]
-with quiet():
-    inputs2, targets2, _ = make_lm_batch(sentences2, vocab2)
-_check_inputs_targets(sentences2, vocab2, inputs2, targets2)
 ### END HIDDEN TESTS
+
+
+def run():
+    with quiet():
+        inputs, targets, mask = make_lm_batch([list(s) for s in SENTENCES], dict(VOCAB))
+    out = {"inputs": inputs, "targets": targets}
+    ### BEGIN HIDDEN TESTS
+    with quiet():
+        inputs2, targets2, _ = make_lm_batch([list(s) for s in SENTENCES2], dict(VOCAB2))
+    out["inputs2"], out["targets2"] = inputs2, targets2
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    assert_shape(out["inputs"], (2, 6), name="inputs", dims="B, T")
+    assert_shape(out["targets"], (2, 6), name="targets", dims="B, T")
+    ### BEGIN HIDDEN TESTS
+    _check_inputs_targets(SENTENCES, VOCAB, out["inputs"], out["targets"])
+    _check_inputs_targets(SENTENCES2, VOCAB2, out["inputs2"], out["targets2"])
+    ### END HIDDEN TESTS
+
+
+grade("test_make_lm_batch_inputs_targets", run, check)
 
 # %% nbgrader={"grade": true, "grade_id": "test_make_lm_batch_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Q4b: the mask.
 import torch
 
-from course_lib.grading.checks import assert_equal, assert_shape, quiet
+from course_lib.grading.checks import assert_equal, assert_shape, grade, quiet
 
-sentences = [["the", "dog", "chased", "the", "cat"], ["birds", "can", "fly"]]
-vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "the": 3, "dog": 4, "chased": 5, "cat": 6, "birds": 7, "can": 8, "fly": 9}
-with quiet():
-    inputs, targets, mask = make_lm_batch(sentences, vocab)
-assert_shape(mask, (2, 6), name="mask", dims="B, T")
+SENTENCES = [["the", "dog", "chased", "the", "cat"], ["birds", "can", "fly"]]
+VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "the": 3, "dog": 4, "chased": 5, "cat": 6, "birds": 7, "can": 8, "fly": 9}
 ### BEGIN HIDDEN TESTS
-assert_equal(mask, [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], name="mask")
-vocab2 = {"x": 0, "</s>": 1, "y": 2, "<s>": 3, "z": 4, "<pad>": 5}
-sentences2 = [["x"], ["y", "x", "z", "z"], ["z", "y"]]
-with quiet():
-    _, _, mask2 = make_lm_batch(sentences2, vocab2)
-assert_equal(mask2, [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], name="mask (second batch)")
+VOCAB2 = {"x": 0, "</s>": 1, "y": 2, "<s>": 3, "z": 4, "<pad>": 5}
+SENTENCES2 = [["x"], ["y", "x", "z", "z"], ["z", "y"]]
 ### END HIDDEN TESTS
+
+
+def run():
+    with quiet():
+        inputs, targets, mask = make_lm_batch([list(s) for s in SENTENCES], dict(VOCAB))
+    out = {"mask": mask}
+    ### BEGIN HIDDEN TESTS
+    with quiet():
+        _, _, mask2 = make_lm_batch([list(s) for s in SENTENCES2], dict(VOCAB2))
+    out["mask2"] = mask2
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    assert_shape(out["mask"], (2, 6), name="mask", dims="B, T")
+    ### BEGIN HIDDEN TESTS
+    assert_equal(out["mask"], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], name="mask")
+    assert_equal(out["mask2"], [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], name="mask (second batch)")
+    ### END HIDDEN TESTS
+
+
+grade("test_make_lm_batch_mask", run, check)
 
 # %% [markdown]
 # **Q4c** [2 pts] Suppose that we have the following per-token losses for the batch:
@@ -462,25 +536,47 @@ masked_loss_matrix(EXAMPLE_LOSSES, torch.as_tensor(example_mask))
 # %% nbgrader={"grade": true, "grade_id": "test_masked_loss_matrix", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_close, assert_shape, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
-losses = torch.tensor([[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.9, 0.4]])
-mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-with quiet():
-    out = masked_loss_matrix(losses, mask)
-assert_shape(out, (2, 6), name="masked_loss_matrix(losses, mask)", dims="B, T")
+LOSSES = [[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.9, 0.4]]
+MASK = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]
 ### BEGIN HIDDEN TESTS
-expected = [[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.0, 0.0]]
-assert_close(out, expected, name="masked loss matrix of the Q4 example", atol=1e-6)
-g = torch.Generator().manual_seed(4)
-losses = torch.rand(3, 5, generator=g)
-mask = torch.rand(3, 5, generator=g) < 0.6
-for m, kind in [(mask, "bool"), (mask.float(), "float"), (mask.long(), "int")]:
-    with quiet():
-        out = masked_loss_matrix(losses, m)
-    expected = [[float(losses[b, t]) if mask[b, t] else 0.0 for t in range(5)] for b in range(3)]
-    assert_close(out, expected, name=f"masked_loss_matrix with a {kind} mask", atol=1e-6)
+
+
+def _random_case():
+    """Losses (3, 5) and a bool mask, from a fixed seed."""
+    g = torch.Generator().manual_seed(4)
+    losses = torch.rand(3, 5, generator=g)
+    mask = torch.rand(3, 5, generator=g) < 0.6
+    return losses, mask
 ### END HIDDEN TESTS
+
+
+def run():
+    with quiet():
+        out = {"q4": masked_loss_matrix(torch.tensor(LOSSES), torch.tensor(MASK))}
+    ### BEGIN HIDDEN TESTS
+    losses, mask = _random_case()
+    for m, kind in [(mask, "bool"), (mask.float(), "float"), (mask.long(), "int")]:
+        with quiet():
+            out[kind] = masked_loss_matrix(losses.clone(), m)
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    assert_shape(out["q4"], (2, 6), name="masked_loss_matrix(losses, mask)", dims="B, T")
+    ### BEGIN HIDDEN TESTS
+    expected = [[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.0, 0.0]]
+    assert_close(out["q4"], expected, name="masked loss matrix of the Q4 example", atol=1e-6)
+    losses, mask = _random_case()
+    expected = [[float(losses[b, t]) if mask[b, t] else 0.0 for t in range(5)] for b in range(3)]
+    for kind in ["bool", "float", "int"]:
+        assert_close(out[kind], expected, name=f"masked_loss_matrix with a {kind} mask", atol=1e-6)
+    ### END HIDDEN TESTS
+
+
+grade("test_masked_loss_matrix", run, check)
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_1_q4d", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q4d** [4 pts] Why is it important to mask losses in this way? What might a model learn to do if
@@ -618,35 +714,59 @@ import math
 
 import torch
 
-from course_lib.grading.checks import as_float, assert_close, quiet
-
-# Worked example: a model that is uniform over 4 tokens has perplexity 4. Padded positions hold junk.
-log_probs = torch.full((2, 5), math.log(1 / 4))
-log_probs[1, 3:] = -50.0
-mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
-with quiet():
-    pp = sequence_perplexity(log_probs, mask)
-assert_close(as_float(pp, name="sequence_perplexity"), 4.0, name="perplexity of a uniform model over 4 tokens", atol=1e-4)
+from course_lib.grading.checks import as_float, assert_close, grade, quiet
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(7)
-lengths = [6, 2, 4]
-log_probs = torch.log_softmax(torch.randn(3, 6, 10, generator=g), dim=-1)[..., 0]  # (B, T)
-mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
-junk = torch.where(mask, log_probs, torch.full_like(log_probs, -30.0))
-real = [float(log_probs[b, t]) for b in range(3) for t in range(lengths[b])]
-expected = math.exp(-sum(real) / len(real))
-for m, kind in [(mask, "bool"), (mask.float(), "float"), (mask.long(), "int")]:
-    with quiet():
-        pp = sequence_perplexity(junk, m)
-    assert_close(as_float(pp, name="sequence_perplexity"), expected, name=f"sequence_perplexity ({kind} mask)", rtol=1e-5)
+
+LENGTHS = [6, 2, 4]
+
+
+def _random_case():
+    """Log-probabilities (3, 6) of random models and the bool mask of LENGTHS, from a fixed seed."""
+    g = torch.Generator().manual_seed(7)
+    log_probs = torch.log_softmax(torch.randn(3, 6, 10, generator=g), dim=-1)[..., 0]  # (B, T)
+    mask = torch.arange(6)[None, :] < torch.tensor(LENGTHS)[:, None]
+    return log_probs, mask
 ### END HIDDEN TESTS
+
+
+def run():
+    # Worked example: a model that is uniform over 4 tokens has perplexity 4. Padded positions hold junk.
+    log_probs = torch.full((2, 5), math.log(1 / 4))
+    log_probs[1, 3:] = -50.0
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with quiet():
+        out = {"uniform": sequence_perplexity(log_probs, mask)}
+    ### BEGIN HIDDEN TESTS
+    log_probs, mask = _random_case()
+    junk = torch.where(mask, log_probs, torch.full_like(log_probs, -30.0))
+    for m, kind in [(mask, "bool"), (mask.float(), "float"), (mask.long(), "int")]:
+        with quiet():
+            out[kind] = sequence_perplexity(junk.clone(), m)
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    pp = as_float(out["uniform"], name="sequence_perplexity")
+    assert_close(pp, 4.0, name="perplexity of a uniform model over 4 tokens", atol=1e-4)
+    ### BEGIN HIDDEN TESTS
+    log_probs, _ = _random_case()
+    real = [float(log_probs[b, t]) for b in range(3) for t in range(LENGTHS[b])]
+    expected = math.exp(-sum(real) / len(real))
+    for kind in ["bool", "float", "int"]:
+        pp = as_float(out[kind], name="sequence_perplexity")
+        assert_close(pp, expected, name=f"sequence_perplexity ({kind} mask)", rtol=1e-5)
+    ### END HIDDEN TESTS
+
+
+grade("test_sequence_perplexity_masked", run, check)
 
 # %% nbgrader={"grade": true, "grade_id": "test_sequence_perplexity_chain_rule", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import math
 
 import torch
 
-from course_lib.grading.checks import as_float, assert_close, assert_true, quiet
+from course_lib.grading.checks import as_float, assert_close, assert_true, grade, quiet
 
 # A toy bigram language model with explicit probabilities P(next | previous).
 P = {
@@ -654,28 +774,37 @@ P = {
     "a": {"a": 0.1, "b": 0.6, "</s>": 0.3},
     "b": {"a": 0.4, "b": 0.4, "</s>": 0.2},
 }
-corpus = [["a", "b", "a"], ["b"], ["a", "a", "b", "b"]]
-rows = []
-for words in corpus:
-    tokens = ["<s>", *words, "</s>"]
-    rows.append([math.log(P[prev][nxt]) for prev, nxt in zip(tokens[:-1], tokens[1:])])
-T = max(len(r) for r in rows)
-log_probs = torch.tensor([r + [0.0] * (T - len(r)) for r in rows])  # (B, T), 0.0 at padding
-mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
-with quiet():
-    pp = sequence_perplexity(log_probs, mask)
-pp = as_float(pp, name="sequence_perplexity")
-assert_true(math.isfinite(pp) and pp >= 1.0, f"a perplexity is a number >= 1, got {pp}")
-### BEGIN HIDDEN TESTS
-# PP(W) = P(w_1 .. w_N) ** (-1/N), with the corpus probability written out as a product.
-prob, N = 1.0, 0
-for words in corpus:
-    tokens = ["<s>", *words, "</s>"]
-    for prev, nxt in zip(tokens[:-1], tokens[1:]):
-        prob *= P[prev][nxt]
-        N += 1
-assert_close(pp, prob ** (-1 / N), name="perplexity of the toy bigram model", rtol=1e-5)
-### END HIDDEN TESTS
+CORPUS = [["a", "b", "a"], ["b"], ["a", "a", "b", "b"]]
+
+
+def run():
+    rows = []
+    for words in CORPUS:
+        tokens = ["<s>", *words, "</s>"]
+        rows.append([math.log(P[prev][nxt]) for prev, nxt in zip(tokens[:-1], tokens[1:])])
+    T = max(len(r) for r in rows)
+    log_probs = torch.tensor([r + [0.0] * (T - len(r)) for r in rows])  # (B, T), 0.0 at padding
+    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
+    with quiet():
+        return {"pp": sequence_perplexity(log_probs, mask)}
+
+
+def check(out):
+    pp = as_float(out["pp"], name="sequence_perplexity")
+    assert_true(math.isfinite(pp) and pp >= 1.0, f"a perplexity is a number >= 1, got {pp}")
+    ### BEGIN HIDDEN TESTS
+    # PP(W) = P(w_1 .. w_N) ** (-1/N), with the corpus probability written out as a product.
+    prob, N = 1.0, 0
+    for words in CORPUS:
+        tokens = ["<s>", *words, "</s>"]
+        for prev, nxt in zip(tokens[:-1], tokens[1:]):
+            prob *= P[prev][nxt]
+            N += 1
+    assert_close(pp, prob ** (-1 / N), name="perplexity of the toy bigram model", rtol=1e-5)
+    ### END HIDDEN TESTS
+
+
+grade("test_sequence_perplexity_chain_rule", run, check)
 
 # %% [markdown]
 # ---
@@ -757,84 +886,167 @@ class FeedforwardLanguageModel(nn.Module):
 # %% nbgrader={"grade": true, "grade_id": "test_FeedforwardLanguageModel_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_shape, quiet
+from course_lib.grading.checks import assert_shape, grade, quiet
 
-for B, T, W in [(2, 7, 3), (3, 1, 4), (1, 5, 1)]:
-    with quiet():
-        torch.manual_seed(0)
-        model = FeedforwardLanguageModel(vocab_size=11, embedding_size=4, hidden_size=8, window_size=W)
-        logits = model(torch.randint(1, 11, (B, T)))
-    assert_shape(logits, (B, T, 11), name=f"FeedforwardLanguageModel logits (window_size={W})", dims="B, T, V")
+CASES = [(2, 7, 3), (3, 1, 4), (1, 5, 1)]  # (B, T, window_size)
+
+
+def run():
+    g = torch.Generator().manual_seed(0)
+    logits = []
+    for B, T, W in CASES:
+        inputs = torch.randint(1, 11, (B, T), generator=g)
+        with quiet():
+            model = FeedforwardLanguageModel(vocab_size=11, embedding_size=4, hidden_size=8, window_size=W)
+            logits.append(model(inputs))
+    return {"logits": logits}
+
+
+def check(out):
+    for i, (B, T, W) in enumerate(CASES):
+        assert_shape(out["logits"][i], (B, T, 11), name=f"FeedforwardLanguageModel logits (window_size={W})", dims="B, T, V")
+
+
+grade("test_FeedforwardLanguageModel_shape", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_FeedforwardLanguageModel_left_padding", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_close, assert_true, quiet
+from course_lib.grading.checks import assert_close, assert_shape, assert_true, grade, quiet
 
-W, pad = 3, 0
-g = torch.Generator().manual_seed(1)
-x = torch.randint(1, 9, (2, 8), generator=g)
-with quiet():
-    torch.manual_seed(1)
-    model = FeedforwardLanguageModel(vocab_size=9, embedding_size=4, hidden_size=6, window_size=W, pad_id=pad).eval()
-    out = model(x)
-    # Spelling out the left padding gives the same predictions for the real tokens.
-    out_padded = model(torch.cat([torch.full((2, W - 1), pad), x], dim=1))
-assert_close(out, out_padded[:, W - 1:], name="logits vs. logits with the left padding written out", atol=1e-5)
-# Position t depends on inputs[t-W+1 .. t] only: not on the future ...
-future = x.clone()
-future[:, 5:] = (x[:, 5:] % 8) + 1
-with quiet():
-    out_future = model(future)
-assert_close(out_future[:, :5], out[:, :5], name="logits at t < 5 after changing inputs[5:] (they must not see the future)", atol=1e-5)
-# ... and not on anything older than the window.
-past = x.clone()
-past[:, 0] = (x[:, 0] % 8) + 1
-with quiet():
-    out_past = model(past)
-assert_close(out_past[:, W:], out[:, W:], name=f"logits at t >= {W} after changing inputs[0] (outside their window)", atol=1e-5)
-assert_true(not torch.allclose(out_past[:, :W], out[:, :W]),
-            f"logits at t < {W} should change when inputs[0] (inside their window) changes")
+W, PAD = 3, 0
+
+
+def _ff_weights(vocab_size, embedding_size, hidden_size, window_size, pad_id, seed):
+    """Weights chosen by the test, in the layout of the handout's __init__ (the <pad> embedding is 0)."""
+    g = torch.Generator().manual_seed(seed)
+    embedding = torch.randn(vocab_size, embedding_size, generator=g)
+    embedding[pad_id] = 0.0
+    fan_in = window_size * embedding_size
+    return {
+        "embedding.weight": embedding,
+        "hidden.weight": torch.randn(hidden_size, fan_in, generator=g) / fan_in ** 0.5,
+        "hidden.bias": 0.5 * torch.randn(hidden_size, generator=g),
+        "output.weight": torch.randn(vocab_size, hidden_size, generator=g) / hidden_size ** 0.5,
+        "output.bias": 0.5 * torch.randn(vocab_size, generator=g),
+    }
+
+
+def _inputs():
+    """x (2, 8); the same with inputs[5:] changed (the future); with inputs[0] changed (the past)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(1, 9, (2, 8), generator=g)
+    future = x.clone()
+    future[:, 5:] = (x[:, 5:] % 8) + 1
+    past = x.clone()
+    past[:, 0] = (x[:, 0] % 8) + 1
+    return x, future, past
+
+
+def run():
+    x, future, past = _inputs()
+    with quiet():
+        model = FeedforwardLanguageModel(vocab_size=9, embedding_size=4, hidden_size=6, window_size=W, pad_id=PAD).eval()
+        model.load_state_dict(_ff_weights(9, 4, 6, W, PAD, seed=1))
+        return {
+            "out": model(x),
+            # Spelling out the left padding gives the same predictions for the real tokens.
+            "out_padded": model(torch.cat([torch.full((2, W - 1), PAD), x], dim=1)),
+            "out_future": model(future),
+            "out_past": model(past),
+        }
+
+
+def check(out):
+    logits = out["out"]
+    assert_shape(logits, (2, 8, 9), name="FeedforwardLanguageModel logits", dims="B, T, V")
+    assert_close(logits, out["out_padded"][:, W - 1:], name="logits vs. logits with the left padding written out", atol=1e-5)
+    # Position t depends on inputs[t-W+1 .. t] only: not on the future ...
+    assert_close(out["out_future"][:, :5], logits[:, :5], name="logits at t < 5 after changing inputs[5:] (they must not see the future)", atol=1e-5)
+    # ... and not on anything older than the window.
+    out_past = out["out_past"]
+    assert_close(out_past[:, W:], logits[:, W:], name=f"logits at t >= {W} after changing inputs[0] (outside their window)", atol=1e-5)
+    assert_true(not torch.allclose(out_past[:, :W], logits[:, :W]),
+                f"logits at t < {W} should change when inputs[0] (inside their window) changes")
+
+
+grade("test_FeedforwardLanguageModel_left_padding", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_FeedforwardLanguageModel_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_close, assert_shape, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
-with quiet():
-    torch.manual_seed(2)
-    model = FeedforwardLanguageModel(vocab_size=7, embedding_size=3, hidden_size=5, window_size=3, pad_id=0).eval()
-    logits = model(torch.tensor([[1, 4, 5, 6]]))
-assert_shape(logits, (1, 4, 7), name="FeedforwardLanguageModel logits", dims="B, T, V")
+
+def _ff_weights(vocab_size, embedding_size, hidden_size, window_size, pad_id, seed):
+    """Weights chosen by the test, in the layout of the handout's __init__ (the <pad> embedding is 0)."""
+    g = torch.Generator().manual_seed(seed)
+    embedding = torch.randn(vocab_size, embedding_size, generator=g)
+    embedding[pad_id] = 0.0
+    fan_in = window_size * embedding_size
+    return {
+        "embedding.weight": embedding,
+        "hidden.weight": torch.randn(hidden_size, fan_in, generator=g) / fan_in ** 0.5,
+        "hidden.bias": 0.5 * torch.randn(hidden_size, generator=g),
+        "output.weight": torch.randn(vocab_size, hidden_size, generator=g) / hidden_size ** 0.5,
+        "output.bias": 0.5 * torch.randn(vocab_size, generator=g),
+    }
 ### BEGIN HIDDEN TESTS
-def _reference_ff(model, inputs):
+
+
+CASES = [(3, 2), (1, 0), (4, 0)]  # (window_size, pad_id)
+
+
+def _hidden_inputs():
+    """One (2, 6) batch of token ids (never <pad>) per case, from a fixed seed."""
+    g = torch.Generator().manual_seed(3)
+    return [torch.randint(3, 8, (2, 6), generator=g) for _ in CASES]
+
+
+def _reference_ff(weights, inputs, window_size):
     """Loop over positions: concatenate the window's embeddings (zeros before the start)."""
-    E = model.embedding.weight.shape[1]
-    W = model.window_size
+    w = {k: v.double() for k, v in weights.items()}
+    E = w["embedding.weight"].shape[1]
     B, T = inputs.shape
-    out = torch.zeros(B, T, model.output.out_features)
+    out = torch.zeros(B, T, w["output.bias"].shape[0], dtype=torch.float64)
     for b in range(B):
         for t in range(T):
             parts = []
-            for s in range(t - W + 1, t + 1):
-                parts.append(model.embedding.weight[inputs[b, s]] if s >= 0 else torch.zeros(E))
+            for s in range(t - window_size + 1, t + 1):
+                parts.append(w["embedding.weight"][inputs[b, s]] if s >= 0 else torch.zeros(E, dtype=torch.float64))
             x = torch.cat(parts)  # (W*E,)
-            h = torch.tanh(model.hidden.weight @ x + model.hidden.bias)  # (H,)
-            out[b, t] = model.output.weight @ h + model.output.bias  # (V,)
+            h = torch.tanh(w["hidden.weight"] @ x + w["hidden.bias"])  # (H,)
+            out[b, t] = w["output.weight"] @ h + w["output.bias"]  # (V,)
+    return out
+### END HIDDEN TESTS
+
+
+def run():
+    with quiet():
+        model = FeedforwardLanguageModel(vocab_size=7, embedding_size=3, hidden_size=5, window_size=3, pad_id=0).eval()
+        model.load_state_dict(_ff_weights(7, 3, 5, 3, 0, seed=2))
+        out = {"logits": model(torch.tensor([[1, 4, 5, 6]]))}
+    ### BEGIN HIDDEN TESTS
+    out["cases"] = []
+    for (W, pad), inputs in zip(CASES, _hidden_inputs()):
+        with quiet():
+            model = FeedforwardLanguageModel(vocab_size=8, embedding_size=3, hidden_size=5, window_size=W, pad_id=pad, dropout=0.3).eval()
+            model.load_state_dict(_ff_weights(8, 3, 5, W, pad, seed=10 + W))
+            out["cases"].append(model(inputs))
+    ### END HIDDEN TESTS
     return out
 
 
-g = torch.Generator().manual_seed(3)
-for W, pad in [(3, 2), (1, 0), (4, 0)]:
-    with quiet():
-        torch.manual_seed(W)
-        model = FeedforwardLanguageModel(vocab_size=8, embedding_size=3, hidden_size=5, window_size=W, pad_id=pad, dropout=0.3).eval()
-        inputs = torch.randint(3, 8, (2, 6), generator=g)
-        got = model(inputs)
-    with torch.no_grad():
-        expected = _reference_ff(model, inputs)
-    assert_close(got, expected, name=f"FeedforwardLanguageModel logits (window_size={W}, pad_id={pad})", atol=1e-5)
-### END HIDDEN TESTS
+def check(out):
+    assert_shape(out["logits"], (1, 4, 7), name="FeedforwardLanguageModel logits", dims="B, T, V")
+    ### BEGIN HIDDEN TESTS
+    for i, ((W, pad), inputs) in enumerate(zip(CASES, _hidden_inputs())):
+        expected = _reference_ff(_ff_weights(8, 3, 5, W, pad, seed=10 + W), inputs, W)
+        assert_close(out["cases"][i], expected, name=f"FeedforwardLanguageModel logits (window_size={W}, pad_id={pad})", atol=1e-5)
+    ### END HIDDEN TESTS
+
+
+grade("test_FeedforwardLanguageModel_values", run, check, forbid=["course_lib.layers"])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q1a", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Q1: Understanding LM forward passes [8 pts]
@@ -936,90 +1148,176 @@ class RNNLanguageModel(nn.Module):
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_shape, quiet
+from course_lib.grading.checks import assert_shape, grade, quiet
 
 # lengths are not sorted, and no sequence fills all T = 6 steps.
-inputs = torch.tensor([[1, 5, 6, 7, 0, 0], [1, 4, 4, 5, 6, 0], [1, 3, 0, 0, 0, 0]])
-lengths = torch.tensor([4, 5, 2])
-for cell in ["rnn", "lstm"]:
-    with quiet():
-        torch.manual_seed(0)
-        model = RNNLanguageModel(vocab_size=9, embedding_size=4, hidden_size=5, cell=cell, pad_id=0)
-        logits = model(inputs, lengths)
-    assert_shape(logits, (3, 6, 9), name=f"RNNLanguageModel logits (cell={cell!r})", dims="B, T, V")
+INPUTS = [[1, 5, 6, 7, 0, 0], [1, 4, 4, 5, 6, 0], [1, 3, 0, 0, 0, 0]]
+LENGTHS = [4, 5, 2]
+
+
+def run():
+    out = {}
+    for cell in ["rnn", "lstm"]:
+        with quiet():
+            model = RNNLanguageModel(vocab_size=9, embedding_size=4, hidden_size=5, cell=cell, pad_id=0)
+            out[cell] = model(torch.tensor(INPUTS), torch.tensor(LENGTHS))
+    return out
+
+
+def check(out):
+    for cell in ["rnn", "lstm"]:
+        assert_shape(out[cell], (3, 6, 9), name=f"RNNLanguageModel logits (cell={cell!r})", dims="B, T, V")
+
+
+grade("test_RNNLanguageModel_shape", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_padding", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_close, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
-inputs = torch.tensor([[1, 5, 6, 7, 0, 0], [1, 4, 4, 5, 6, 0], [1, 3, 0, 0, 0, 0]])
-lengths = [4, 5, 2]
-for cell in ["rnn", "lstm"]:
-    with quiet():
-        torch.manual_seed(1)
-        model = RNNLanguageModel(vocab_size=9, embedding_size=4, hidden_size=5, cell=cell, pad_id=0).eval()
-        logits = model(inputs, torch.tensor(lengths))
-        more_padding = torch.cat([inputs, torch.zeros(3, 3, dtype=torch.long)], dim=1)
-        logits_more = model(more_padding, torch.tensor(lengths))
-    for b, L in enumerate(lengths):
+INPUTS = [[1, 5, 6, 7, 0, 0], [1, 4, 4, 5, 6, 0], [1, 3, 0, 0, 0, 0]]
+LENGTHS = [4, 5, 2]
+
+
+def _rnn_weights(cell, vocab_size, embedding_size, hidden_size, pad_id, seed):
+    """Weights chosen by the test, in the layout of the handout's __init__ (nn.RNN / nn.LSTM names)."""
+    g = torch.Generator().manual_seed(seed)
+    gates = 4 if cell == "lstm" else 1
+    embedding = torch.randn(vocab_size, embedding_size, generator=g)
+    embedding[pad_id] = 0.0
+    return {
+        "embedding.weight": embedding,
+        "rnn.weight_ih_l0": torch.randn(gates * hidden_size, embedding_size, generator=g) / embedding_size ** 0.5,
+        "rnn.weight_hh_l0": torch.randn(gates * hidden_size, hidden_size, generator=g) / hidden_size ** 0.5,
+        "rnn.bias_ih_l0": 0.5 * torch.randn(gates * hidden_size, generator=g),
+        "rnn.bias_hh_l0": 0.5 * torch.randn(gates * hidden_size, generator=g),
+        "output.weight": torch.randn(vocab_size, hidden_size, generator=g) / hidden_size ** 0.5,
+        "output.bias": 0.5 * torch.randn(vocab_size, generator=g),
+    }
+
+
+def run():
+    inputs = torch.tensor(INPUTS)
+    more_padding = torch.cat([inputs, torch.zeros(3, 3, dtype=torch.long)], dim=1)
+    out = {}
+    for cell in ["rnn", "lstm"]:
         with quiet():
-            alone = model(inputs[b:b + 1, :L], torch.tensor([L]))  # the same sentence, no padding
-        assert_close(logits[b, :L], alone[0], name=f"{cell}: logits of sentence {b} in the batch vs. alone", atol=1e-5)
-        assert_close(logits_more[b, :L], logits[b, :L], name=f"{cell}: logits of sentence {b} with more padding after it", atol=1e-5)
-        # Packing stops the RNN at each sentence's end: padded positions get a zero RNN output.
-        assert_close(logits[b, L:], model.output.bias.detach().expand_as(logits[b, L:]),
-                     name=f"{cell}: logits at the padded positions of sentence {b} (should be the output bias)", atol=1e-5)
+            model = RNNLanguageModel(vocab_size=9, embedding_size=4, hidden_size=5, cell=cell, pad_id=0).eval()
+            model.load_state_dict(_rnn_weights(cell, 9, 4, 5, 0, seed=1))
+            out[cell] = {
+                "logits": model(inputs, torch.tensor(LENGTHS)),
+                "logits_more": model(more_padding, torch.tensor(LENGTHS)),
+                # the same sentences, one at a time and without padding
+                "alone": [model(inputs[b:b + 1, :L], torch.tensor([L])) for b, L in enumerate(LENGTHS)],
+            }
+    return out
+
+
+def check(out):
+    for cell in ["rnn", "lstm"]:
+        bias = _rnn_weights(cell, 9, 4, 5, 0, seed=1)["output.bias"]
+        logits, logits_more, alone = out[cell]["logits"], out[cell]["logits_more"], out[cell]["alone"]
+        assert_shape(logits, (3, 6, 9), name=f"{cell}: logits", dims="B, T, V")
+        assert_shape(logits_more, (3, 9, 9), name=f"{cell}: logits with 3 more padding steps", dims="B, T, V")
+        for b, L in enumerate(LENGTHS):
+            assert_close(logits[b, :L], alone[b][0], name=f"{cell}: logits of sentence {b} in the batch vs. alone", atol=1e-5)
+            assert_close(logits_more[b, :L], logits[b, :L], name=f"{cell}: logits of sentence {b} with more padding after it", atol=1e-5)
+            # Packing stops the RNN at each sentence's end: padded positions get a zero RNN output.
+            assert_close(logits[b, L:], bias.expand(6 - L, 9),
+                         name=f"{cell}: logits at the padded positions of sentence {b} (should be the output bias)", atol=1e-5)
+
+
+grade("test_RNNLanguageModel_padding", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_close, assert_shape, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
-with quiet():
-    torch.manual_seed(2)
-    model = RNNLanguageModel(vocab_size=7, embedding_size=3, hidden_size=4, cell="lstm").eval()
-    logits = model(torch.tensor([[1, 4, 5]]), torch.tensor([3]))
-assert_shape(logits, (1, 3, 7), name="RNNLanguageModel logits", dims="B, T, V")
+
+def _rnn_weights(cell, vocab_size, embedding_size, hidden_size, pad_id, seed):
+    """Weights chosen by the test, in the layout of the handout's __init__ (nn.RNN / nn.LSTM names)."""
+    g = torch.Generator().manual_seed(seed)
+    gates = 4 if cell == "lstm" else 1
+    embedding = torch.randn(vocab_size, embedding_size, generator=g)
+    embedding[pad_id] = 0.0
+    return {
+        "embedding.weight": embedding,
+        "rnn.weight_ih_l0": torch.randn(gates * hidden_size, embedding_size, generator=g) / embedding_size ** 0.5,
+        "rnn.weight_hh_l0": torch.randn(gates * hidden_size, hidden_size, generator=g) / hidden_size ** 0.5,
+        "rnn.bias_ih_l0": 0.5 * torch.randn(gates * hidden_size, generator=g),
+        "rnn.bias_hh_l0": 0.5 * torch.randn(gates * hidden_size, generator=g),
+        "output.weight": torch.randn(vocab_size, hidden_size, generator=g) / hidden_size ** 0.5,
+        "output.bias": 0.5 * torch.randn(vocab_size, generator=g),
+    }
 ### BEGIN HIDDEN TESTS
-def _reference_rnn(model, inputs, lengths):
-    """Explicit loop over time with the model's own weights (nn.RNN / nn.LSTM math written out)."""
-    rnn = model.rnn
-    W_ih, W_hh, b_ih, b_hh = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+
+
+LENGTHS = [3, 6, 1, 4]
+
+
+def _hidden_inputs():
+    """A (4, 7) batch of token ids from a fixed seed, padded after LENGTHS with pad_id = 1."""
+    g = torch.Generator().manual_seed(5)
+    inputs = torch.randint(2, 10, (4, 7), generator=g)
+    for b, L in enumerate(LENGTHS):
+        inputs[b, L:] = 1
+    return inputs
+
+
+def _reference_rnn(cell, weights, inputs, lengths):
+    """Explicit loop over time (nn.RNN / nn.LSTM math written out); one (L, V) tensor per sequence."""
+    w = {k: v.double() for k, v in weights.items()}
+    W_ih, W_hh, b_ih, b_hh = w["rnn.weight_ih_l0"], w["rnn.weight_hh_l0"], w["rnn.bias_ih_l0"], w["rnn.bias_hh_l0"]
     H = W_hh.shape[1]
     outs = []
     for b, L in enumerate(lengths):
-        h, c = torch.zeros(H), torch.zeros(H)
+        h, c = torch.zeros(H, dtype=torch.float64), torch.zeros(H, dtype=torch.float64)
         rows = []
         for t in range(L):
-            x = model.embedding.weight[inputs[b, t]]
+            x = w["embedding.weight"][inputs[b, t]]
             pre = W_ih @ x + b_ih + W_hh @ h + b_hh
-            if model.cell == "rnn":
+            if cell == "rnn":
                 h = torch.tanh(pre)
             else:
                 i, f, g_, o = pre.chunk(4)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g_)
                 h = torch.sigmoid(o) * torch.tanh(c)
-            rows.append(model.output.weight @ h + model.output.bias)
+            rows.append(w["output.weight"] @ h + w["output.bias"])
         outs.append(torch.stack(rows))  # (L, V)
     return outs
-
-
-g = torch.Generator().manual_seed(5)
-lengths = [3, 6, 1, 4]
-inputs = torch.randint(2, 10, (4, 7), generator=g)
-for b, L in enumerate(lengths):
-    inputs[b, L:] = 1  # pad_id = 1 below
-for cell in ["rnn", "lstm"]:
-    with quiet():
-        torch.manual_seed(6)
-        model = RNNLanguageModel(vocab_size=10, embedding_size=3, hidden_size=5, cell=cell, pad_id=1, dropout=0.3).eval()
-        got = model(inputs, torch.tensor(lengths))
-    with torch.no_grad():
-        expected = _reference_rnn(model, inputs, lengths)
-    for b, L in enumerate(lengths):
-        assert_close(got[b, :L], expected[b], name=f"{cell}: logits of sequence {b} (length {L})", atol=1e-5)
 ### END HIDDEN TESTS
+
+
+def run():
+    with quiet():
+        model = RNNLanguageModel(vocab_size=7, embedding_size=3, hidden_size=4, cell="lstm").eval()
+        model.load_state_dict(_rnn_weights("lstm", 7, 3, 4, 0, seed=2))
+        out = {"logits": model(torch.tensor([[1, 4, 5]]), torch.tensor([3]))}
+    ### BEGIN HIDDEN TESTS
+    for cell in ["rnn", "lstm"]:
+        with quiet():
+            model = RNNLanguageModel(vocab_size=10, embedding_size=3, hidden_size=5, cell=cell, pad_id=1, dropout=0.3).eval()
+            model.load_state_dict(_rnn_weights(cell, 10, 3, 5, 1, seed=6))
+            out[cell] = model(_hidden_inputs(), torch.tensor(LENGTHS))
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    assert_shape(out["logits"], (1, 3, 7), name="RNNLanguageModel logits", dims="B, T, V")
+    ### BEGIN HIDDEN TESTS
+    for cell in ["rnn", "lstm"]:
+        expected = _reference_rnn(cell, _rnn_weights(cell, 10, 3, 5, 1, seed=6), _hidden_inputs(), LENGTHS)
+        got = out[cell]
+        assert_shape(got, (4, 7, 10), name=f"{cell}: logits", dims="B, T, V")
+        for b, L in enumerate(LENGTHS):
+            assert_close(got[b, :L], expected[b], name=f"{cell}: logits of sequence {b} (length {L})", atol=1e-5)
+    ### END HIDDEN TESTS
+
+
+grade("test_RNNLanguageModel_values", run, check, forbid=["course_lib.layers"])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q1c", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q1c** [3 pts] In `RNNLanguageModel.forward` we use the functions `pack_padded_sequence` and
@@ -1073,29 +1371,54 @@ def mask_loss(losses, mask):
 # %% nbgrader={"grade": true, "grade_id": "test_mask_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import as_float, assert_close, assert_true, quiet
-
-# Worked example: the Q4 losses and mask. Real tokens: 6 + 4 = 10, their losses sum to 3.9.
-losses = torch.tensor([[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.9, 0.4]])
-mask = torch.tensor([[1.0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-with quiet():
-    loss = mask_loss(losses, mask)
-assert_close(as_float(loss, name="mask_loss"), 0.39, name="mask_loss on the Q4 example", atol=1e-6)
+from course_lib.grading.checks import as_float, assert_close, assert_true, grade, quiet
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(8)
-losses = torch.rand(3, 7, generator=g) * 4
-mask = torch.arange(7)[None, :] < torch.tensor([7, 2, 4])[:, None]
-real = [float(losses[b, t]) for b in range(3) for t in range(7) if mask[b, t]]
-for m, kind in [(mask, "bool"), (mask.long(), "int"), (mask.float(), "float")]:
-    x = losses.clone().requires_grad_(True)
-    with quiet():
-        loss = mask_loss(x, m)
-    assert_close(as_float(loss, name="mask_loss"), sum(real) / len(real), name=f"mask_loss ({kind} mask)", rtol=1e-5)
-    assert_true(isinstance(loss, torch.Tensor) and loss.requires_grad,
-                "mask_loss should return a tensor connected to the losses (so that .backward() works)")
-    loss.backward()
-    assert_close(x.grad, mask.double() / len(real), name="gradient of mask_loss with respect to the losses", atol=1e-6)
+
+
+def _random_case():
+    """Losses (3, 7) and the bool mask of lengths 7, 2, 4, from a fixed seed."""
+    g = torch.Generator().manual_seed(8)
+    losses = torch.rand(3, 7, generator=g) * 4
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 2, 4])[:, None]
+    return losses, mask
 ### END HIDDEN TESTS
+
+
+def run():
+    # Worked example: the Q4 losses and mask. Real tokens: 6 + 4 = 10, their losses sum to 3.9.
+    losses = torch.tensor([[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.9, 0.4]])
+    mask = torch.tensor([[1.0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    with quiet():
+        out = {"q4": mask_loss(losses, mask)}
+    ### BEGIN HIDDEN TESTS
+    losses, mask = _random_case()
+    for m, kind in [(mask, "bool"), (mask.long(), "int"), (mask.float(), "float")]:
+        x = losses.clone().requires_grad_(True)
+        with quiet():
+            loss = mask_loss(x, m)
+        connected = isinstance(loss, torch.Tensor) and loss.requires_grad
+        if connected:
+            loss.backward()
+        out[kind] = {"loss": loss, "connected": connected, "grad": x.grad}
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    assert_close(as_float(out["q4"], name="mask_loss"), 0.39, name="mask_loss on the Q4 example", atol=1e-6)
+    ### BEGIN HIDDEN TESTS
+    losses, mask = _random_case()
+    real = [float(losses[b, t]) for b in range(3) for t in range(7) if mask[b, t]]
+    for kind in ["bool", "int", "float"]:
+        got = out[kind]
+        assert_close(as_float(got["loss"], name="mask_loss"), sum(real) / len(real), name=f"mask_loss ({kind} mask)", rtol=1e-5)
+        assert_true(got["connected"] is True,
+                    "mask_loss should return a tensor connected to the losses (so that .backward() works)")
+        assert_close(got["grad"], mask.double() / len(real), name="gradient of mask_loss with respect to the losses", atol=1e-6)
+    ### END HIDDEN TESTS
+
+
+grade("test_mask_loss", run, check, forbid=["course_lib.layers"])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q2", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Q2: Understanding masking [4 pts]
@@ -1236,82 +1559,144 @@ def char_frequencies(text, chars):
 # %% nbgrader={"grade": true, "grade_id": "test_generate_output", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_equal, assert_true, quiet
+from course_lib.grading.checks import assert_equal, assert_true, grade, quiet
+from course_lib.text import CharVocab
 
-vocab = CharVocab("abc")
-model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
-with quiet():
-    text = generate(model, vocab, prefix="ba", max_len=30, temperature=1.0, generator=torch.Generator().manual_seed(0))
-    again = generate(model, vocab, prefix="ba", max_len=30, temperature=1.0, generator=torch.Generator().manual_seed(0))
-    short = generate(model, vocab, prefix="", max_len=12, generator=torch.Generator().manual_seed(1))
-assert_true(isinstance(text, str), f"generate should return a str, got {type(text).__name__}")
-assert_true(text.startswith("ba"), f"the text should start with the prefix 'ba', got {text!r}")
-assert_true(set(text) <= set("abc"), f"the text should contain only vocabulary characters (no special tokens), got {text!r}")
-assert_equal(len(text), 2 + 30, name="len(prefix + generated) when <eos> is never drawn (max_len=30)")
-assert_equal(len(short), 12, name="len(generated) with prefix='' and max_len=12")
-assert_true(text == again, f"the same seeded generator should give the same text, got {text!r} and {again!r}")
+
+def run():
+    vocab = CharVocab("abc")
+    model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
+    with quiet():
+        return {
+            "text": generate(model, vocab, prefix="ba", max_len=30, temperature=1.0, generator=torch.Generator().manual_seed(0)),
+            "again": generate(model, vocab, prefix="ba", max_len=30, temperature=1.0, generator=torch.Generator().manual_seed(0)),
+            "short": generate(model, vocab, prefix="", max_len=12, generator=torch.Generator().manual_seed(1)),
+        }
+
+
+def check(out):
+    text, again, short = out["text"], out["again"], out["short"]
+    assert_true(isinstance(text, str), f"generate should return a str, got {type(text).__name__}")
+    assert_true(text.startswith("ba"), f"the text should start with the prefix 'ba', got {text!r}")
+    assert_true(set(text) <= set("abc"), f"the text should contain only vocabulary characters (no special tokens), got {text!r}")
+    assert_equal(len(text), 2 + 30, name="len(prefix + generated) when <eos> is never drawn (max_len=30)")
+    assert_true(isinstance(short, str), f"generate should return a str, got {type(short).__name__}")
+    assert_equal(len(short), 12, name="len(generated) with prefix='' and max_len=12")
+    assert_true(text == again, f"the same seeded generator should give the same text, got {text!r} and {again!r}")
+
+
+grade("test_generate_output", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_no_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_true, quiet
+from course_lib.grading.checks import assert_true, grade, quiet
+from course_lib.text import CharVocab
 
-vocab = CharVocab("abc")
-model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
-model.train()
-with quiet():
-    generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
-assert_true(len(model.grad_enabled) > 0, "generate never called the model")
-assert_true(not any(model.grad_enabled), "the model was called with autograd on: use torch.no_grad()")
-assert_true(not any(model.training_flags), "the model should be in eval mode while generating (model.eval())")
-assert_true(model.training, "generate should put a model that was training back in training mode")
-model.eval()
-with quiet():
-    generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
-assert_true(not model.training, "generate should leave a model that was in eval mode in eval mode")
+
+def run():
+    vocab = CharVocab("abc")
+    model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
+    model.train()
+    with quiet():
+        generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
+    out = {"grad_enabled": list(model.grad_enabled), "training_flags": list(model.training_flags),
+           "training_after": model.training}
+    model.eval()
+    with quiet():
+        generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
+    out["eval_after"] = model.training
+    return out
+
+
+def check(out):
+    assert_true(len(out["grad_enabled"]) > 0, "generate never called the model")
+    assert_true(not any(out["grad_enabled"]), "the model was called with autograd on: use torch.no_grad()")
+    assert_true(not any(out["training_flags"]), "the model should be in eval mode while generating (model.eval())")
+    assert_true(out["training_after"] is True, "generate should put a model that was training back in training mode")
+    assert_true(out["eval_after"] is False, "generate should leave a model that was in eval mode in eval mode")
+
+
+grade("test_generate_no_grad", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_stops_at_eos", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_true, quiet
+from course_lib.grading.checks import assert_true, grade, quiet
+from course_lib.text import CharVocab
 
-vocab = CharVocab("abc")
-# <bos> -> a -> b -> c -> <eos>, each with probability ~1 (a margin of 50 logits).
-model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "<eos>"}, margin=50.0))
-with quiet():
-    texts = {
-        ("", 50): generate(model, vocab, prefix="", max_len=50, generator=torch.Generator().manual_seed(0)),
-        ("b", 50): generate(model, vocab, prefix="b", max_len=50, generator=torch.Generator().manual_seed(0)),
-        ("", 2): generate(model, vocab, prefix="", max_len=2, generator=torch.Generator().manual_seed(0)),
-    }
-for (prefix, max_len), expected in [(("", 50), "abc"), (("b", 50), "bc"), (("", 2), "ab")]:
-    got = texts[(prefix, max_len)]
-    assert_true(got == expected, f"generate(prefix={prefix!r}, max_len={max_len}) should give {expected!r}, got {got!r}")
+CASES = [("", 50, "abc"), ("b", 50, "bc"), ("", 2, "ab")]  # (prefix, max_len, expected text)
+
+
+def run():
+    vocab = CharVocab("abc")
+    # <bos> -> a -> b -> c -> <eos>, each with probability ~1 (a margin of 50 logits).
+    model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "<eos>"}, margin=50.0))
+    texts = []
+    for prefix, max_len, _ in CASES:
+        with quiet():
+            texts.append(generate(model, vocab, prefix=prefix, max_len=max_len, generator=torch.Generator().manual_seed(0)))
+    return {"texts": texts}
+
+
+def check(out):
+    for i, (prefix, max_len, expected) in enumerate(CASES):
+        got = out["texts"][i]
+        assert_true(got == expected, f"generate(prefix={prefix!r}, max_len={max_len}) should give {expected!r}, got {got!r}")
+
+
+grade("test_generate_stops_at_eos", run, check, forbid=["course_lib.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_temperature", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_close, assert_true, quiet
-
-vocab = CharVocab("abc")
-# Near-greedy: at temperature 1e-3 only the most likely next character is ever drawn.
-peaked = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=2.0))
-with quiet():
-    text = generate(peaked, vocab, prefix="a", max_len=30, temperature=1e-3, generator=torch.Generator().manual_seed(0))
-assert_true(text == "a" + "bca" * 10, f"at temperature 1e-3 generation should be (nearly) greedy: expected 'abcabc...', got {text!r}")
+from course_lib.grading.checks import assert_close, assert_true, grade, quiet
+from course_lib.text import CharVocab
 ### BEGIN HIDDEN TESTS
-# Frequencies of a context-free model match softmax(logits / temperature): 1200 draws, a margin of
-# 0.06 (over 4 standard deviations; temperature 1 would be off by 0.1 to 0.2).
-logits = torch.tensor([0.0, 1.5, 3.0])
-free = BigramStub(unigram_table(vocab, logits))
-for temperature in [2.0, 1e6]:
-    generator = torch.Generator().manual_seed(3)
-    with quiet():
-        text = "".join(generate(free, vocab, prefix="", max_len=200, temperature=temperature, generator=generator)
-                       for _ in range(6))
-    expected = torch.softmax(logits / temperature, dim=0)
-    assert_close(char_frequencies(text, "abc"), expected, name=f"frequencies of a, b, c at temperature {temperature:g}", atol=0.06)
+
+LOGITS = [0.0, 1.5, 3.0]  # of a, b, c, whatever the context
+TEMPERATURES = [2.0, 1e6]
+
+
+def _frequencies(text, chars):
+    """The fraction of the characters of ``text`` that are each of ``chars``."""
+    return torch.tensor([text.count(c) / max(len(text), 1) for c in chars])
 ### END HIDDEN TESTS
+
+
+def run():
+    vocab = CharVocab("abc")
+    # Near-greedy: at temperature 1e-3 only the most likely next character is ever drawn.
+    peaked = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=2.0))
+    with quiet():
+        out = {"greedy": generate(peaked, vocab, prefix="a", max_len=30, temperature=1e-3, generator=torch.Generator().manual_seed(0))}
+    ### BEGIN HIDDEN TESTS
+    # Frequencies of a context-free model match softmax(logits / temperature): 1200 draws, a margin of
+    # 0.06 (over 4 standard deviations; temperature 1 would be off by 0.1 to 0.2).
+    free = BigramStub(unigram_table(vocab, torch.tensor(LOGITS)))
+    out["free"] = []
+    for temperature in TEMPERATURES:
+        generator = torch.Generator().manual_seed(3)
+        with quiet():
+            out["free"].append([generate(free, vocab, prefix="", max_len=200, temperature=temperature, generator=generator)
+                                for _ in range(6)])
+    ### END HIDDEN TESTS
+    return out
+
+
+def check(out):
+    text = out["greedy"]
+    assert_true(text == "a" + "bca" * 10, f"at temperature 1e-3 generation should be (nearly) greedy: expected 'abcabc...', got {text!r}")
+    ### BEGIN HIDDEN TESTS
+    for i, temperature in enumerate(TEMPERATURES):
+        texts = out["free"][i]
+        assert_true(all(isinstance(t, str) for t in texts), "generate should return a str")
+        expected = torch.softmax(torch.tensor(LOGITS) / temperature, dim=0)
+        assert_close(_frequencies("".join(texts), "abc"), expected, name=f"frequencies of a, b, c at temperature {temperature:g}", atol=0.06)
+    ### END HIDDEN TESTS
+
+
+grade("test_generate_temperature", run, check, forbid=["course_lib.layers"])
 
 # %% [markdown]
 # ### Q3: Understanding generation [8 pts]

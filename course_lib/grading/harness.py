@@ -1,0 +1,367 @@
+"""How a test cell runs: the student's code in the kernel, the checks in a clean process.
+
+A test cell has two halves::
+
+    from course_lib.grading.checks import assert_close, grade
+
+    def run():                     # runs in the student's kernel: call the student's code
+        return {"loss": mask_loss(LOSSES, MASK)}
+
+    def check(out):                # compares plain data against the reference
+        assert_close(out["loss"], 0.3444, name="mask_loss(losses, mask)", atol=1e-4)
+
+    grade("test_mask_loss", run, check)
+
+In JupyterLab (and under ``pytest --nbval``) ``grade`` runs both halves at once, so a student sees
+the result straight away. While grading, the notebook runs in a sandbox where ``grade`` only
+*records* what ``run`` returned (tensors, numbers, strings and containers of them, saved with
+``torch.save``); the grader then loads the records with ``torch.load(weights_only=True)`` in a fresh
+process that never ran student code and calls ``check`` there, with the test cell's code taken from
+the instructor's source notebook. Redefining ``torch.allclose``, builtins, ``sys.modules`` entries
+or ``grade`` itself inside the kernel therefore changes nothing about how an answer is judged: to
+pass, the recorded values must be right.
+
+``check`` must get everything it compares from ``out`` plus values it computes itself (inputs are
+rebuilt from fixed seeds, weights are loaded into the student's model from the test), never from
+the student's namespace.
+
+``forbid`` names functions a part must not use (``"torch.nn.LayerNorm"``,
+``"torch.nn.functional.scaled_dot_product_attention"``, ``"course_lib.layers"``): they raise a
+clear error while ``run`` executes, and the grader also looks for them in the student's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+RECORD_ENV = "COURSE_GRADING_RECORD"
+RECORD_SUFFIX = ".pt"
+MAX_ITEMS = 1_000_000  # values in one record (a guard against runaway recursion or huge lists)
+MAX_DEPTH = 20
+TEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
+
+__all__ = ["grade", "to_data", "forbidden", "ForbiddenFunction", "RecordError", "TestResult"]
+
+
+class ForbiddenFunction(RuntimeError):
+    """The student's code called a function this part of the assignment forbids."""
+
+
+class RecordError(TypeError):
+    """``run`` returned something that is not plain data (tensors, numbers, strings, containers)."""
+
+
+# ----------------------------------------------------------------------------- plain data
+def to_data(value: Any, *, name: str = "output") -> Any:
+    """A copy of ``value`` made of plain data only: what a test records and ``check`` receives.
+
+    Tensors become detached, contiguous CPU tensors (plain ``torch.Tensor``); NumPy arrays become
+    tensors and NumPy scalars Python numbers; ``torch.Size`` a tuple; tuples, lists and dicts (with
+    string or integer keys) are copied. Anything else raises :class:`RecordError` naming the path.
+    """
+    count = [0]
+    return _to_data(value, name, 0, count)
+
+
+def _to_data(v: Any, path: str, depth: int, count: list[int]) -> Any:
+    import numpy as np
+    import torch
+
+    count[0] += 1
+    if count[0] > MAX_ITEMS or depth > MAX_DEPTH:
+        raise RecordError(f"{path}: the output is too large or too deeply nested to record")
+    if v is None or type(v) in (bool, int, float, str):
+        return v
+    if isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, torch.Tensor):
+        t = v.detach()
+        if t.is_sparse:
+            t = t.to_dense()
+        return t.to("cpu").as_subclass(torch.Tensor).contiguous().clone()
+    if isinstance(v, np.ndarray):
+        if v.dtype == object:
+            raise RecordError(f"{path}: a NumPy array of Python objects cannot be recorded; use numbers")
+        return torch.from_numpy(np.array(v, copy=True))
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, torch.Size):
+        return tuple(int(s) for s in v)
+    if isinstance(v, (torch.dtype, torch.device)):
+        return str(v)
+    if isinstance(v, int):  # int subclasses (IntEnum, hostile subclasses): the plain value
+        return int(v)
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, complex):
+        return complex(v)
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, bytes):
+        return bytes(v)
+    if isinstance(v, (list, tuple)):
+        items = [_to_data(x, f"{path}[{i}]", depth + 1, count) for i, x in enumerate(v)]
+        return tuple(items) if isinstance(v, tuple) else items
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if type(k) not in (str, int):
+                raise RecordError(f"{path}: dictionary keys must be strings or integers, got {type(k).__name__}")
+            out[k] = _to_data(x, f"{path}[{k!r}]", depth + 1, count)
+        return out
+    raise RecordError(
+        f"{path}: got a {type(v).__module__}.{type(v).__qualname__}; the test expects numbers, tensors, "
+        "strings, or lists/tuples/dicts of them"
+    )
+
+
+# ----------------------------------------------------------------------------- forbidden functions
+def _resolve(dotted: str):
+    """(owner, attribute name, object) for ``"pkg.module.attr"``; (module, None, module) for a module."""
+    try:
+        return None, None, importlib.import_module(dotted)
+    except ImportError:
+        pass
+    mod_name, _, attr = dotted.rpartition(".")
+    owner = importlib.import_module(mod_name)
+    return owner, attr, getattr(owner, attr)
+
+
+def forbidden_message(dotted: str, test_id: str = "") -> str:
+    where = f" in {test_id}" if test_id else ""
+    return (f"{dotted} is not allowed{where}: this part asks you to write it yourself "
+            "(see the task's instructions), so the solution must not call it")
+
+
+@contextlib.contextmanager
+def forbidden(names: Iterable[str], test_id: str = "") -> Iterator[None]:
+    """Make the named functions, classes or modules raise :class:`ForbiddenFunction` for a while.
+
+    A class is disabled by its constructor and its ``forward``; a function by its module attribute
+    and, for torch functions, by a ``TorchFunctionMode`` that also catches references taken before
+    the block (``ln = F.layer_norm``); a module by its attributes.
+    """
+    names = [n for n in names if n]
+    if not names:
+        yield
+        return
+    import torch
+
+    patches: list[tuple[Any, str, Any]] = []
+    torch_funcs: dict[Any, str] = {}
+
+    def raiser(dotted):
+        def _raise(*args, **kwargs):
+            raise ForbiddenFunction(forbidden_message(dotted, test_id))
+
+        return _raise
+
+    for dotted in names:
+        owner, attr, obj = _resolve(dotted)
+        if owner is None:  # a module: every public callable in it
+            for key in dir(obj):
+                if not key.startswith("_") and callable(getattr(obj, key, None)):
+                    patches.append((obj, key, raiser(f"{dotted}.{key}")))
+            continue
+        if isinstance(obj, type):
+            patches.append((obj, "__init__", raiser(dotted)))
+            if hasattr(obj, "forward"):
+                patches.append((obj, "forward", raiser(dotted)))
+        else:
+            patches.append((owner, attr, raiser(dotted)))
+            torch_funcs[obj] = dotted
+
+    class _Mode(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func in torch_funcs:
+                raise ForbiddenFunction(forbidden_message(torch_funcs[func], test_id))
+            return func(*args, **(kwargs or {}))
+
+    saved = [(owner, key, owner.__dict__.get(key, _MISSING)) for owner, key, _ in patches]
+    try:
+        for owner, key, repl in patches:
+            setattr(owner, key, repl)
+        with _Mode() if torch_funcs else contextlib.nullcontext():
+            yield
+    finally:
+        for owner, key, old in reversed(saved):
+            if old is _MISSING:
+                with contextlib.suppress(AttributeError, TypeError):
+                    delattr(owner, key)
+            else:
+                setattr(owner, key, old)
+
+
+_MISSING = object()
+
+
+# ----------------------------------------------------------------------------- grade()
+class TestResult(dict):
+    """``{"passed": bool, "message": str}`` for one test, as the replaying grader sees it."""
+
+
+class _Replay:
+    """The grader's side: ``grade`` loads a record and calls ``check`` (see :mod:`.verify`)."""
+
+    def __init__(self, records: Path, student_code: str = "", max_bytes: int = 64 * 1024 * 1024):
+        self.records = Path(records)
+        self.student_code = student_code
+        self.max_bytes = max_bytes
+        self.results: dict[str, TestResult] = {}
+
+
+_REPLAY: _Replay | None = None
+
+
+def _format_exc(exc: BaseException) -> str:
+    msg = str(exc).strip()
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def record_path(folder: Path | str, test_id: str) -> Path:
+    if not TEST_ID_RE.match(test_id):
+        raise ValueError(f"invalid test id {test_id!r}")
+    return Path(folder) / f"{test_id}{RECORD_SUFFIX}"
+
+
+def _write_record(test_id: str, payload: dict) -> None:
+    import torch
+
+    folder = Path(os.environ[RECORD_ENV])
+    path = record_path(folder, test_id)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
+          forbid: Iterable[str] = ()) -> None:
+    """Run one autograded test: ``check(to_data(run()))`` (see the module docstring)."""
+    forbid = list(forbid)
+    if _REPLAY is not None:
+        _replay(_REPLAY, test_id, check, forbid)
+        return
+    recording = bool(os.environ.get(RECORD_ENV))
+    try:
+        with forbidden(forbid, test_id):
+            value = run()
+        out = to_data(value)
+    except BaseException as exc:
+        if recording:
+            _write_record(test_id, {"ok": False, "error": _format_exc(exc)[:2000]})
+        raise
+    if recording:
+        _write_record(test_id, {"ok": True, "value": out})
+        return
+    check(out)
+    print(f"{test_id}: passed")
+
+
+def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: list[str]) -> None:
+    import torch
+
+    def result(passed: bool, message: str = "") -> None:
+        rp.results[test_id] = TestResult(passed=passed, message=message)
+
+    for dotted in forbid:
+        hit = find_forbidden_use(rp.student_code, dotted)
+        if hit:
+            result(False, f"ForbiddenFunction: {forbidden_message(dotted, test_id)} (found `{hit}` in your code)")
+            return
+    try:
+        path = record_path(rp.records, test_id)
+    except ValueError as exc:
+        result(False, str(exc))
+        return
+    if not path.is_file() or path.is_symlink():
+        result(False, "this test did not run (the notebook stopped before it, or the cell was not executed)")
+        return
+    if path.stat().st_size > rp.max_bytes:
+        result(False, f"the values this test recorded are larger than {rp.max_bytes // 2**20} MiB")
+        return
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a tampered or truncated record
+        result(False, f"the values this test recorded could not be read ({type(exc).__name__})")
+        return
+    if not isinstance(payload, dict) or type(payload.get("ok")) is not bool:
+        result(False, "the values this test recorded are not in the grader's format")
+        return
+    if not payload["ok"]:
+        err = payload.get("error")
+        result(False, err if isinstance(err, str) else "the test raised an error")
+        return
+    try:
+        check(payload.get("value"))
+    except AssertionError as exc:  # CheckFailed and plain asserts
+        result(False, str(exc).strip() or "a check failed")
+    except Exception as exc:  # noqa: BLE001 - the recorded values had an unexpected form
+        result(False, f"{_format_exc(exc)[:500]} (while checking the values your code returned)")
+    else:
+        result(True)
+
+
+# ----------------------------------------------------------------------------- static scan
+DEFAULT_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional", "np": "numpy"}
+
+
+def find_forbidden_use(code: str, dotted: str) -> str | None:
+    """Where ``code`` uses ``dotted``: the grader's check that needs no kernel, so it cannot be patched.
+
+    Matches attribute access that resolves to ``dotted`` through the code's imports (``nn.LayerNorm``
+    after ``from torch import nn``, ``F.layer_norm``), ``from torch.nn import LayerNorm``,
+    ``getattr(nn, "LayerNorm")``, and imports of a forbidden module. A student's own function that
+    happens to share the name (``def layer_norm(x): ...``, ``self.layer_norm``) is not a match.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None  # the kernel could not run it either
+    owner, _, last = dotted.rpartition(".")
+    aliases = dict(DEFAULT_ALIASES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:
+                    aliases[a.name.split(".")[0]] = a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+
+    def resolve(expr) -> str | None:
+        if isinstance(expr, ast.Name):
+            return aliases.get(expr.id)
+        if isinstance(expr, ast.Attribute):
+            base = resolve(expr.value)
+            return f"{base}.{expr.attr}" if base else None
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [f"{node.module}.{a.name}" for a in node.names] + [node.module or ""] if not node.level else [])
+            for m in mods:
+                if m == dotted or m.startswith(dotted + "."):
+                    return ast.unparse(node)[:80]
+        elif isinstance(node, ast.Attribute):
+            path = resolve(node)
+            if path and (path == dotted or path.startswith(dotted + ".")):
+                return ast.unparse(node)[:80]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+              and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value == last):
+            base = resolve(node.args[0])
+            if base is None or base == owner:
+                return ast.unparse(node)[:80]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value == dotted:
+            return repr(node.value)[:80]
+    return None

@@ -1,0 +1,166 @@
+"""The grader's clean process: judge the values a sandboxed notebook recorded.
+
+Run as ``python -m course_lib.grading.verify --source SRC.ipynb --executed EXEC.ipynb --records DIR
+--out RESULTS.json``. It executes every test cell *of the instructor's source notebook* (hidden tests
+included) with :func:`course_lib.grading.harness.grade` in replay mode: ``run`` is never called,
+the recorded values are loaded with ``torch.load(weights_only=True)`` and ``check`` runs here. This
+process never imports or executes student code; it only reads the student's code as text, to look
+for functions a test forbids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import nbformat
+
+from . import harness
+
+PER_TEST_SECONDS = 120
+
+
+def _nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def is_test_cell(cell) -> bool:
+    m = _nbgrader(cell)
+    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
+
+
+def student_code(nb) -> str:
+    """The code a student wrote or could edit: solution cells and cells the instructor did not lock."""
+    parts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        m = _nbgrader(cell)
+        if m.get("locked") or (m.get("grade") and not m.get("solution")):
+            continue
+        src = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+        parts.append(src)
+    return "\n\n".join(parts)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):  # noqa: ARG001
+    raise _Timeout()
+
+
+def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
+    src = nbformat.read(source, as_version=4)
+    try:
+        ex = nbformat.read(executed, as_version=4)
+        code = student_code(ex)
+    except Exception:  # noqa: BLE001 - the executed notebook is the student's: judge records only
+        code = ""
+    results: dict[str, dict] = {}
+    replay = harness._Replay(records, student_code=_safe_parse_code(code))
+    harness._REPLAY = replay
+    old = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for cell in src.cells:
+            if not is_test_cell(cell):
+                continue
+            test_id = _nbgrader(cell).get("grade_id", "")
+            replay.results.pop(test_id, None)
+            ns = {"__name__": "__course_test__"}
+            signal.alarm(PER_TEST_SECONDS)
+            try:
+                exec(compile(cell.source, f"<test {test_id}>", "exec"), ns)  # noqa: S102 - instructor's test code
+            except _Timeout:
+                replay.results[test_id] = harness.TestResult(passed=False, message=f"checking took longer than {PER_TEST_SECONDS} s")
+            except Exception as exc:  # noqa: BLE001 - an instructor error, reported as such
+                replay.results.setdefault(test_id, harness.TestResult(
+                    passed=False, message=f"the test itself failed to run ({type(exc).__name__}: {exc}); tell your instructor"))
+            finally:
+                signal.alarm(0)
+            res = replay.results.get(test_id)
+            if res is None:
+                res = harness.TestResult(passed=False, message=f"{test_id} does not call grade({test_id!r}, ...): tell your instructor")
+            results[test_id] = dict(res)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+        harness._REPLAY = None
+    return results
+
+
+def _safe_parse_code(code: str) -> str:
+    """Student code as text for the static scan; cells that do not parse are dropped one by one."""
+    import ast
+
+    good = []
+    for part in code.split("\n\n"):
+        try:
+            ast.parse(part)
+        except SyntaxError:
+            continue
+        good.append(part)
+    return "\n\n".join(good)
+
+
+def run_verifier(source: Path, executed: Path, records: Path, *, timeout: float = 600,
+                 in_process: bool | None = None) -> dict[str, dict]:
+    """Run :func:`verify` in a process that never ran student code.
+
+    A grading worker qualifies (students' code only ever runs in its sandboxed kernels), so by
+    default the worker checks in-process when it can time-limit checks with ``SIGALRM`` (its main
+    thread); elsewhere (a Dask worker thread) it starts a fresh interpreter.
+    """
+    import subprocess
+    import tempfile
+    import threading
+
+    if in_process is None:
+        in_process = threading.current_thread() is threading.main_thread()
+    if in_process:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return verify(source, executed, records)
+
+    with tempfile.TemporaryDirectory(prefix="course-verify-") as tmp:
+        out = Path(tmp) / "results.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_GRADING_RECORD", "JPY_"))}
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env["PYTHONWARNINGS"] = "ignore"
+        proc = subprocess.run(
+            [sys.executable, "-m", "course_lib.grading.verify", "--source", str(source), "--executed", str(executed),
+             "--records", str(records), "--out", str(out)],
+            capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp)
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"the grader's checking process failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m course_lib.grading.verify", description=__doc__.splitlines()[0])
+    p.add_argument("--source", type=Path, required=True)
+    p.add_argument("--executed", type=Path, required=True)
+    p.add_argument("--records", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    import warnings
+
+    warnings.simplefilter("ignore")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # noqa: BLE001
+        pass
+    res = verify(a.source, a.executed, a.records)
+    a.out.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
