@@ -11,16 +11,43 @@ import secrets
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from .contract import ContractError, check_notebook
+from .sandbox import GIB, MIB, Limits
 from .course import DASK_CONNECT_TIMEOUT, DEFAULT_CELL_TIMEOUT, GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
 
 
 def _workspace(args) -> Workspace:
-    return Workspace(args.workdir, cell_timeout=getattr(args, "cell_timeout", DEFAULT_CELL_TIMEOUT))
+    lim = Limits()
+    values = {
+        "cell_timeout": getattr(args, "cell_timeout", None),
+        "notebook_timeout": getattr(args, "notebook_timeout", None),
+        "memory_bytes": None if getattr(args, "memory", None) is None else int(args.memory * GIB),
+        "max_processes": getattr(args, "max_processes", None),
+        "output_bytes": None if getattr(args, "max_output", None) is None else int(args.max_output * MIB),
+    }
+    lim = replace(lim, **{k: v for k, v in values.items() if v is not None})
+    return Workspace(args.workdir, limits=lim, sandbox=getattr(args, "sandbox", "auto"))
+
+
+def _add_limit_options(s) -> None:
+    d = Limits()
+    g = s.add_argument_group("sandbox and limits (per submission)")
+    g.add_argument("--sandbox", choices=["auto", "require", "off"], default="auto",
+                   help="run each kernel in a bubblewrap sandbox: when available (auto, the default, with a "
+                        "warning otherwise), always (require: refuse to grade without it), or never (off)")
+    g.add_argument("--cell-timeout", type=float, default=None, metavar="S", help=f"seconds per cell (default {d.cell_timeout:g})")
+    g.add_argument("--notebook-timeout", type=float, default=None, metavar="S",
+                   help=f"seconds per notebook (default {d.notebook_timeout:g})")
+    g.add_argument("--memory", type=float, default=None, metavar="GIB", help=f"memory limit in GiB (default {d.memory_bytes / GIB:g})")
+    g.add_argument("--max-processes", type=int, default=None, metavar="N",
+                   help=f"processes and threads in one sandbox (default {d.max_processes})")
+    g.add_argument("--max-output", type=float, default=None, metavar="MIB",
+                   help=f"output one cell may print, in MiB (default {d.output_bytes / MIB:g})")
 
 
 def _names(args) -> list[str]:
@@ -99,7 +126,9 @@ def cmd_gradebook(args) -> int:
 def cmd_feedback(args) -> int:
     ws = _workspace(args)
     out = Path(args.output) if args.output else ws.workdir / args.assignment
-    ws.export(args.assignment, output=out)
+    ws.export(args.assignment, output=out, reveal_hidden_tests=args.reveal_hidden_tests)
+    if args.reveal_hidden_tests:
+        print("note: the pages show every test's code, hidden tests included (--reveal-hidden-tests)")
     pages = sorted((out / "feedback").glob("*.html"))
     print(f"wrote {len(pages)} feedback pages to {out / 'feedback'}")
     return 0
@@ -212,7 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("submissions")
     s.add_argument("--output", help="where grades.csv and feedback go (default: WORKDIR/<assignment>)")
     s.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    s.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help=f"seconds per cell (default {DEFAULT_CELL_TIMEOUT})")
     s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
     s.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="run the notebooks on this Dask scheduler (tcp://HOST:8786) instead of local processes; "
@@ -221,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds to wait for the Dask scheduler to answer (default {DASK_CONNECT_TIMEOUT:g})")
     s.add_argument("--force", action="store_true", help="grade again submissions already graded and unchanged")
     s.add_argument("--no-progress", action="store_true")
+    _add_limit_options(s)
     s.set_defaults(func=cmd_autograde)
 
     for name, fn, text in [("gradebook", cmd_gradebook, "export grades (auto + manual) and totals"),
@@ -228,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("assignment")
         s.add_argument("--output")
+        if name == "feedback":
+            s.add_argument("--reveal-hidden-tests", action="store_true",
+                           help="after the final deadline: show every test's code, hidden tests included, in the "
+                                "feedback pages (never the solutions)")
         s.set_defaults(func=fn)
 
     s = sub.add_parser("formgrade", help="grade written answers by hand in nbgrader's formgrader (loopback only)")
@@ -245,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("assignments", nargs="*")
     s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
     s.add_argument("--no-progress", action="store_true")
+    _add_limit_options(s)
     s.set_defaults(func=cmd_demo)
     return p
 

@@ -499,6 +499,7 @@ class Workspace:
         out = Path(output) if output else self.workdir / name
         out.mkdir(parents=True, exist_ok=True)
         self.ensure_released(name)  # registers the assignment and its tests in the gradebook
+        self._check_sandbox(log)
 
         found = discover_submissions(submissions, name, log=log)
         if students:
@@ -582,6 +583,20 @@ class Workspace:
         grades = self.export(name, output=out)
         return grades
 
+    def _check_sandbox(self, log) -> None:
+        """Refuse (``require``) or warn (``auto``) when bubblewrap cannot isolate kernels here."""
+        from .sandbox import probe
+
+        if self.sandbox == "off":
+            log("warning: --sandbox off: students' code runs WITHOUT isolation (limits still apply)")
+            return
+        why = probe()
+        if why and self.sandbox == "require":
+            raise GradingError(f"cannot grade with --sandbox require: {why}")
+        if why:
+            log(f"warning: students' code runs WITHOUT a sandbox: {why}. Limits still apply; "
+                "use --sandbox require to refuse instead.")
+
     def _import_executed(self, api, name: str, sub: "Submission", executed: Path) -> tuple[str, str]:
         """Score a notebook a worker executed: into this workspace's gradebook, without a kernel."""
         dest = self.nbroot / "submitted" / sub.student_id / name
@@ -605,7 +620,7 @@ class Workspace:
         _write_csv(new.sort_values("student_id"), path)
 
     # -- gradebook export
-    def export(self, name: str, *, output: Path | None = None) -> pd.DataFrame:
+    def export(self, name: str, *, output: Path | None = None, reveal_hidden_tests: bool = False) -> pd.DataFrame:
         """Write grades.csv, totals.csv and feedback pages for ``name`` from the gradebook."""
         a = get_assignment(name, self.root)
         spec = a.spec()
@@ -649,7 +664,7 @@ class Workspace:
         totals = totals_table(grades, spec, log_df)
         _write_csv(totals, out / "totals.csv")
         _write_csv(summary_table(grades, spec), out / "summary.csv")
-        self._write_feedback(name, spec, details, out)
+        self._write_feedback(name, spec, details, out, reveal=a.notebook if reveal_hidden_tests else None)
         return grades
 
     # -- feedback
@@ -674,7 +689,8 @@ class Workspace:
                     break
         return msgs
 
-    def _write_feedback(self, name: str, spec: NotebookSpec, details: dict, out: Path) -> None:
+    def _write_feedback(self, name: str, spec: NotebookSpec, details: dict, out: Path, reveal: Path | None = None) -> None:
+        tests = _test_sources(reveal) if reveal is not None else {}
         fb_dir = out / "feedback"
         nb_dir = out / "autograded"
         fb_dir.mkdir(parents=True, exist_ok=True)
@@ -684,7 +700,7 @@ class Workspace:
             executed = self.nbroot / "autograded" / sid / name / f"{name}.ipynb"
             if executed.is_file():
                 shutil.copyfile(executed, nb_dir / f"{sid}.ipynb")
-            page = feedback_html(name, sid, spec, rec, info, msgs)
+            page = feedback_html(name, sid, spec, rec, info, msgs, tests)
             _atomic_write_text(fb_dir / f"{sid}.html", page)
 
 
@@ -850,7 +866,19 @@ def hint_for(ename: str, evalue: str) -> str:
     return f"{ename}: {line}" if line else ename
 
 
-def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict, msgs: dict) -> str:
+def _test_sources(notebook: Path) -> dict[str, str]:
+    """Every test cell's code, hidden tests included (for --reveal-hidden-tests); never solutions."""
+    nb = nbformat.read(notebook, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        m = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and m.get("grade") and not m.get("solution"):
+            out[m.get("grade_id")] = cell.source
+    return out
+
+
+def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict, msgs: dict,
+                  tests: dict[str, str] | None = None) -> str:
     esc = html.escape
     rows = []
     auto = manual = 0.0
@@ -876,6 +904,9 @@ def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict
             f"<td>{'test' if cell.kind == 'test' else 'written'}</td><td>{shown} / {cell.points:g}</td>"
             f"<td>{esc(state)}</td><td>{esc(hint)}</td></tr>"
         )
+        if tests and cell.grade_id in tests:  # --reveal-hidden-tests, after the final deadline
+            rows.append(f"<tr class='test-code'><td colspan='5'><details><summary>the test's code</summary>"
+                        f"<pre>{esc(tests[cell.grade_id])}</pre></details></td></tr>")
     if rec["status"] == "ok":
         status_note = ""
     elif rec["status"] == "limit":
