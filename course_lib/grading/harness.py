@@ -36,6 +36,7 @@ import contextlib
 import importlib
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,12 @@ class _Replay:
         self.results: dict[str, TestResult] = {}
 
 
-_REPLAY: _Replay | None = None
+_STATE = threading.local()  # per thread: a Dask worker may check two notebooks at once
+
+
+def set_replay(replay: "_Replay | None") -> None:
+    """Switch this thread's ``grade`` to replay mode (the grader's clean process) or back."""
+    _STATE.replay = replay
 
 
 def _format_exc(exc: BaseException) -> str:
@@ -244,8 +250,9 @@ def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
           forbid: Iterable[str] = ()) -> None:
     """Run one autograded test: ``check(to_data(run()))`` (see the module docstring)."""
     forbid = list(forbid)
-    if _REPLAY is not None:
-        _replay(_REPLAY, test_id, check, forbid)
+    replay = getattr(_STATE, "replay", None)
+    if replay is not None:
+        _replay(replay, test_id, check, forbid)
         return
     recording = bool(os.environ.get(RECORD_ENV))
     try:

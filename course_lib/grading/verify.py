@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -64,8 +65,11 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
         code = ""
     results: dict[str, dict] = {}
     replay = harness._Replay(records, student_code=_safe_parse_code(code))
-    harness._REPLAY = replay
-    old = signal.signal(signal.SIGALRM, _alarm)
+    harness.set_replay(replay)
+    # Checks are the instructor's code; a time limit guards against a slow one. SIGALRM exists only
+    # on the main thread (a Dask worker thread checks without it).
+    timed = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGALRM, _alarm) if timed else None
     try:
         for cell in src.cells:
             if not is_test_cell(cell):
@@ -73,7 +77,8 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
             test_id = _nbgrader(cell).get("grade_id", "")
             replay.results.pop(test_id, None)
             ns = {"__name__": "__course_test__"}
-            signal.alarm(PER_TEST_SECONDS)
+            if timed:
+                signal.alarm(PER_TEST_SECONDS)
             try:
                 exec(compile(cell.source, f"<test {test_id}>", "exec"), ns)  # noqa: S102 - instructor's test code
             except _Timeout:
@@ -82,14 +87,16 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
                 replay.results.setdefault(test_id, harness.TestResult(
                     passed=False, message=f"the test itself failed to run ({type(exc).__name__}: {exc}); tell your instructor"))
             finally:
-                signal.alarm(0)
+                if timed:
+                    signal.alarm(0)
             res = replay.results.get(test_id)
             if res is None:
                 res = harness.TestResult(passed=False, message=f"{test_id} does not call grade({test_id!r}, ...): tell your instructor")
             results[test_id] = dict(res)
     finally:
-        signal.signal(signal.SIGALRM, old)
-        harness._REPLAY = None
+        if timed:
+            signal.signal(signal.SIGALRM, old)
+        harness.set_replay(None)
     return results
 
 
@@ -111,16 +118,15 @@ def run_verifier(source: Path, executed: Path, records: Path, *, timeout: float 
                  in_process: bool | None = None) -> dict[str, dict]:
     """Run :func:`verify` in a process that never ran student code.
 
-    A grading worker qualifies (students' code only ever runs in its sandboxed kernels), so by
-    default the worker checks in-process when it can time-limit checks with ``SIGALRM`` (its main
-    thread); elsewhere (a Dask worker thread) it starts a fresh interpreter.
+    A grading worker qualifies (students' code only ever runs in its sandboxed kernels, and
+    records are loaded as data only), so by default the worker checks in-process;
+    ``in_process=False`` starts a fresh interpreter instead.
     """
     import subprocess
     import tempfile
-    import threading
 
     if in_process is None:
-        in_process = threading.current_thread() is threading.main_thread()
+        in_process = True
     if in_process:
         import warnings
 
