@@ -119,10 +119,32 @@ def harness_problem(source: str, grade_id: str) -> str | None:
         tree = ast.parse(source)
     except SyntaxError as exc:
         return f"the test cell does not parse ({exc.msg}, line {exc.lineno})"
+    import builtins
+
     calls = []
+    known = set(dir(builtins))
     for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                             ast.Assign, ast.AnnAssign)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            known |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            known.add(node.name)
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            value = node.value
+            local = set()  # names bound inside the value (comprehension variables, lambda arguments)
+            for n in ast.walk(value) if value is not None else []:
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    local.add(n.id)
+                elif isinstance(n, ast.arg):
+                    local.add(n.arg)
+            unknown = sorted({n.id for n in ast.walk(value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                             - known - local) if value is not None else []
+            if unknown:
+                return (f"line {node.lineno}: a constant at the test cell's top level uses {', '.join(unknown)}, "
+                        "which the clean checking process does not have (call student code inside run())")
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            known |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring or note
@@ -137,7 +159,8 @@ def harness_problem(source: str, grade_id: str) -> str | None:
     first = calls[0].args[0] if calls[0].args else None
     if not (isinstance(first, ast.Constant) and first.value == grade_id):
         return f"grade(...) must name this cell's grade_id as its first argument: grade({grade_id!r}, run, check)"
-    if len(calls[0].args) < 3:
+    given = len(calls[0].args) + sum(1 for k in calls[0].keywords if k.arg in ("run", "check"))
+    if given < 3:
         return "grade(...) needs run and check: grade(test_id, run, check)"
     return None
 

@@ -83,7 +83,7 @@ def _to_data(v: Any, path: str, depth: int, count: list[int]) -> Any:
         return bool(v)
     if isinstance(v, torch.Tensor):
         t = v.detach()
-        if t.is_sparse:
+        if t.layout != torch.strided:  # sparse COO, CSR, ...
             t = t.to_dense()
         return t.to("cpu").as_subclass(torch.Tensor).contiguous().clone()
     if isinstance(v, np.ndarray):
@@ -91,7 +91,7 @@ def _to_data(v: Any, path: str, depth: int, count: list[int]) -> Any:
             raise RecordError(f"{path}: a NumPy array of Python objects cannot be recorded; use numbers")
         return torch.from_numpy(np.array(v, copy=True))
     if isinstance(v, np.generic):
-        return v.item()
+        return _to_data(v.item(), path, depth + 1, count)
     if isinstance(v, torch.Size):
         return tuple(int(s) for s in v)
     if isinstance(v, (torch.dtype, torch.device)):
@@ -366,8 +366,7 @@ def find_forbidden_use(code: str, dotted: str) -> str | None:
                 return ast.unparse(node)[:80]
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
               and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value == last):
-            base = resolve(node.args[0])
-            if base is None or base == owner:
+            if resolve(node.args[0]) == owner:
                 return ast.unparse(node)[:80]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value == dotted:
             return repr(node.value)[:80]

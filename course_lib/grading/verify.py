@@ -34,8 +34,8 @@ def is_test_cell(cell) -> bool:
     return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
 
 
-def student_code(nb) -> str:
-    """The code a student wrote or could edit: solution cells and cells the instructor did not lock."""
+def student_code(nb) -> list[str]:
+    """The code a student wrote or could edit, one string per cell: solution cells and unlocked cells."""
     parts = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -45,7 +45,7 @@ def student_code(nb) -> str:
             continue
         src = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
         parts.append(src)
-    return "\n\n".join(parts)
+    return parts
 
 
 class _Timeout(Exception):
@@ -62,7 +62,7 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
         ex = nbformat.read(executed, as_version=4)
         code = student_code(ex)
     except Exception:  # noqa: BLE001 - the executed notebook is the student's: judge records only
-        code = ""
+        code = []
     results: dict[str, dict] = {}
     replay = harness._Replay(records, student_code=_safe_parse_code(code))
     harness.set_replay(replay)
@@ -100,17 +100,17 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
     return results
 
 
-def _safe_parse_code(code: str) -> str:
-    """Student code as text for the static scan; cells that do not parse are dropped one by one."""
+def _safe_parse_code(cells: list[str]) -> str:
+    """Student code as one text for the static scan: the cells that parse (each is a complete unit)."""
     import ast
 
     good = []
-    for part in code.split("\n\n"):
+    for cell in cells:
         try:
-            ast.parse(part)
+            ast.parse(cell)
         except SyntaxError:
             continue
-        good.append(part)
+        good.append(cell)
     return "\n\n".join(good)
 
 
