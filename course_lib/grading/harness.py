@@ -124,14 +124,35 @@ def _to_data(v: Any, path: str, depth: int, count: list[int]) -> Any:
 
 # ----------------------------------------------------------------------------- forbidden functions
 def _resolve(dotted: str):
-    """(owner, attribute name, object) for ``"pkg.module.attr"``; (module, None, module) for a module."""
+    """(owner, attribute name, object) for ``"pkg.module.Class.attr"``; (None, None, module) for a module."""
     try:
         return None, None, importlib.import_module(dotted)
     except ImportError:
         pass
-    mod_name, _, attr = dotted.rpartition(".")
-    owner = importlib.import_module(mod_name)
-    return owner, attr, getattr(owner, attr)
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        owner = obj
+        for name in parts[cut:]:
+            owner, obj = obj, getattr(obj, name)
+        return owner, parts[-1], obj
+    raise ImportError(f"cannot find {dotted}")
+
+
+# Forbidding a function also forbids the other public names of the same computation (caught by the
+# TorchFunctionMode, so references taken earlier are caught too).
+FORBID_ALIASES = {
+    "torch.nn.functional.layer_norm": ["torch.layer_norm", "torch.native_layer_norm"],
+    "torch.nn.LayerNorm": ["torch.nn.functional.layer_norm", "torch.layer_norm", "torch.native_layer_norm"],
+    "torch.nn.functional.scaled_dot_product_attention": ["torch._C._nn.scaled_dot_product_attention"],
+    "torch.nn.MultiheadAttention": ["torch.nn.functional.multi_head_attention_forward",
+                                    "torch.nn.functional.scaled_dot_product_attention"],
+    "torch.nn.functional.softmax": ["torch.softmax", "torch.Tensor.softmax", "torch._softmax"],
+    "torch.nn.functional.cross_entropy": ["torch.nn.functional.nll_loss", "torch.nn.functional.log_softmax"],
+}
 
 
 def forbidden_message(dotted: str, test_id: str = "") -> str:
@@ -177,6 +198,12 @@ def forbidden(names: Iterable[str], test_id: str = "") -> Iterator[None]:
         else:
             patches.append((owner, attr, raiser(dotted)))
             torch_funcs[obj] = dotted
+        for alias in FORBID_ALIASES.get(dotted, ()):  # the same computation under another name
+            try:
+                a_owner, a_attr, a_obj = _resolve(alias)
+            except (ImportError, AttributeError):
+                continue
+            torch_funcs.setdefault(a_obj, dotted)
 
     class _Mode(torch.overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
