@@ -29,6 +29,7 @@ def _workspace(args) -> Workspace:
         "memory_bytes": None if getattr(args, "memory", None) is None else int(args.memory * GIB),
         "max_processes": getattr(args, "max_processes", None),
         "output_bytes": None if getattr(args, "max_output", None) is None else int(args.max_output * MIB),
+        "cpus": getattr(args, "cpus", None),
     }
     lim = replace(lim, **{k: v for k, v in values.items() if v is not None})
     return Workspace(args.workdir, limits=lim, sandbox=getattr(args, "sandbox", "auto"))
@@ -48,6 +49,8 @@ def _add_limit_options(s) -> None:
                    help=f"processes and threads in one sandbox (default {d.max_processes})")
     g.add_argument("--max-output", type=float, default=None, metavar="MIB",
                    help=f"output one cell may print, in MiB (default {d.output_bytes / MIB:g})")
+    g.add_argument("--cpus", type=float, default=None, metavar="N",
+                   help=f"CPU cores one sandbox may use, where cgroups are available (default {d.cpus:g})")
 
 
 def _names(args) -> list[str]:

@@ -42,6 +42,7 @@ class Limits:
     max_processes: int = 256  # processes and threads in the sandbox
     output_bytes: int = 1 * MIB  # text and images a single cell may print or display
     file_bytes: int = 256 * MIB  # the largest file a cell may write
+    cpus: float = 1.0  # CPU time share of the whole sandbox (a cgroup quota), so a fork bomb cannot starve the others
 
     def describe(self, which: str) -> str:
         if which == "memory":
@@ -251,12 +252,18 @@ class Cgroups:
                 path.mkdir()
                 self.paths.append(path)
                 _try_write(path / "pids.max", str(limits.max_processes))
+                if limits.cpus > 0:
+                    _try_write(path / "cpu.max", f"{int(limits.cpus * 100_000)} 100000")
                 if _try_write(path / "memory.max", str(limits.memory_bytes)):
                     _try_write(path / "memory.swap.max", "0")
                     self.memory = path
             else:
+                cpu = {"cpu.cfs_period_us": 100_000, "cpu.cfs_quota_us": int(limits.cpus * 100_000)} if limits.cpus > 0 else {}
                 for ctrl, files in (("pids", {"pids.max": limits.max_processes}),
-                                    ("memory", {"memory.limit_in_bytes": limits.memory_bytes})):
+                                    ("memory", {"memory.limit_in_bytes": limits.memory_bytes}),
+                                    ("cpu", cpu)):
+                    if not files:
+                        continue
                     root = Path("/sys/fs/cgroup") / ctrl
                     if not root.is_dir():
                         continue
