@@ -82,7 +82,10 @@ class SandboxedExecute(Execute):
         self.timeout = int(lim.cell_timeout)
         self.interrupt_on_timeout = False
         self.allow_errors = True
-        NotebookClient.__init__(self, nb, None)
+        NotebookClient.__init__(self, nb, None)  # re-applies configured traits: set ours after it
+        self.timeout = int(lim.cell_timeout)
+        self.interrupt_on_timeout = False  # a cell over its limit stops the notebook there
+        self.allow_errors = True
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         cwd = str(Path((resources or {}).get("metadata", {}).get("path") or os.getcwd()).resolve())
