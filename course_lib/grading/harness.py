@@ -237,9 +237,13 @@ class TestResult(dict):
 class _Replay:
     """The grader's side: ``grade`` loads a record and calls ``check`` (see :mod:`.verify`)."""
 
-    def __init__(self, records: Path, student_code: str = "", max_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, records: Path, student_code: str = "", max_bytes: int = 64 * 1024 * 1024,
+                 reachable: str | None = None):
         self.records = Path(records)
-        self.student_code = student_code
+        self.student_code = student_code  # every cell the student could edit (the tampering scan)
+        # the answer cells and what they use (the forbidden-function scan): a scratch cell that
+        # compares an answer with the library function is not a use of it
+        self.reachable = student_code if reachable is None else reachable
         self.max_bytes = max_bytes
         self.results: dict[str, TestResult] = {}
 
@@ -303,8 +307,14 @@ def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: lis
     def result(passed: bool, message: str = "") -> None:
         rp.results[test_id] = TestResult(passed=passed, message=message)
 
+    if forbid:
+        hit = find_tampering(rp.student_code)
+        if hit:
+            result(False, f"ForbiddenFunction: your code changes how the grader checks for forbidden functions "
+                          f"(found `{hit}`), so {test_id} cannot be credited")
+            return
     for dotted in forbid:
-        hit = find_forbidden_use(rp.student_code, dotted)
+        hit = find_forbidden_use(rp.reachable, dotted)
         if hit:
             result(False, f"ForbiddenFunction: {forbidden_message(dotted, test_id)} (found `{hit}` in your code)")
             return
@@ -398,3 +408,95 @@ def find_forbidden_use(code: str, dotted: str) -> str | None:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value == dotted:
             return repr(node.value)[:80]
     return None
+
+
+# Names whose only use in a student's notebook is to switch off the checks for forbidden functions.
+TAMPER_NAMES = {"DisableTorchFunction", "DisableTorchFunctionSubclass", "_pop_torch_function_stack",
+                "_push_on_torch_function_stack", "_set_torch_function_mode", "_pop_mode", "_push_mode",
+                "_disable_torch_function", "_len_torch_function_stack", "_get_function_stack_at",
+                "_disabled_torch_function_impl", "COURSE_GRADING_RECORD"}
+
+
+def find_tampering(code: str) -> str | None:
+    """Where ``code`` switches off torch function modes or rebinds anything in the grading harness."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in TAMPER_NAMES:
+            return ast.unparse(node)[:80]
+        if isinstance(node, ast.Name) and node.id in TAMPER_NAMES:
+            return node.id
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in TAMPER_NAMES:
+            return repr(node.value)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            names = [] if isinstance(node, ast.Import) else [a.name for a in node.names]
+            if any(m.startswith("course_lib.grading.harness") for m in mods) or (
+                    any(m == "course_lib.grading" for m in mods) and "harness" in names):
+                return ast.unparse(node)[:80]
+        targets = []
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+        for t in targets:
+            text = ast.unparse(t)
+            if isinstance(t, ast.Attribute) and any(k in text for k in ("grading", "harness", "checks")):
+                return text[:80]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr")
+                and node.args and any(k in ast.unparse(node.args[0]) for k in ("grading", "harness", "checks"))):
+            return ast.unparse(node)[:80]
+    return None
+
+
+def reachable_code(cells: list[tuple[bool, str]]) -> str:
+    """The answer cells' code plus the student's definitions they use, transitively, as one text.
+
+    ``cells`` are ``(is_answer_cell, source)`` pairs. Top-level statements of other cells count
+    only when they define (assign, import, def, class) a name the answers use.
+    """
+    import ast
+
+    parsed = []
+    for is_answer, src in cells:
+        try:
+            parsed.append((is_answer, ast.parse(src)))
+        except SyntaxError:
+            continue
+    defs: dict[str, list] = {}
+    for is_answer, tree in parsed:
+        if is_answer:
+            continue
+        for stmt in tree.body:
+            for name in _bound_names(stmt):
+                defs.setdefault(name, []).append(stmt)
+    included: list = [stmt for is_answer, tree in parsed if is_answer for stmt in tree.body]
+    seen_ids = {id(s) for s in included}
+    work = list(included)
+    while work:
+        stmt = work.pop()
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                for d in defs.get(node.id, []):
+                    if id(d) not in seen_ids:
+                        seen_ids.add(id(d))
+                        included.append(d)
+                        work.append(d)
+    return "\n".join(ast.unparse(s) for s in included)
+
+
+def _bound_names(stmt) -> list[str]:
+    import ast
+
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in stmt.names]
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    if isinstance(stmt, (ast.For, ast.With, ast.If, ast.Try)):
+        return [n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    return []

@@ -48,6 +48,20 @@ def student_code(nb) -> list[str]:
     return parts
 
 
+def student_cells(nb) -> list[tuple[bool, str]]:
+    """``(is_answer_cell, source)`` for every cell the student could edit (see :func:`student_code`)."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        m = _nbgrader(cell)
+        if m.get("locked") or (m.get("grade") and not m.get("solution")):
+            continue
+        src = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+        out.append((bool(m.get("solution")), src))
+    return out
+
+
 class _Timeout(Exception):
     pass
 
@@ -61,10 +75,11 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
     try:
         ex = nbformat.read(executed, as_version=4)
         code = student_code(ex)
+        cells = student_cells(ex)
     except Exception:  # noqa: BLE001 - the executed notebook is the student's: judge records only
-        code = []
+        code, cells = [], []
     results: dict[str, dict] = {}
-    replay = harness._Replay(records, student_code=_safe_parse_code(code))
+    replay = harness._Replay(records, student_code=_safe_parse_code(code), reachable=harness.reachable_code(cells))
     harness.set_replay(replay)
     # Checks are the instructor's code; a time limit guards against a slow one. SIGALRM exists only
     # on the main thread (a Dask worker thread checks without it).
