@@ -239,14 +239,23 @@ class _Replay:
     """The grader's side: ``grade`` loads a record and calls ``check`` (see :mod:`.verify`)."""
 
     def __init__(self, records: Path, student_code: str = "", max_bytes: int = 64 * 1024 * 1024,
-                 reachable: str | None = None):
+                 cells: list[tuple[str | None, str]] | None = None):
         self.records = Path(records)
         self.student_code = student_code  # every cell the student could edit (the tampering scan)
-        # the answer cells and what they use (the forbidden-function scan): a scratch cell that
-        # compares an answer with the library function is not a use of it
-        self.reachable = student_code if reachable is None else reachable
+        # (answer grade_id or None, source) per editable cell: the forbidden-function scan looks at
+        # the tested answer and what it uses, so a scratch cell that compares an answer with the
+        # library function, or another part's answer, is not a use of it
+        self.cells = cells
         self.max_bytes = max_bytes
         self.results: dict[str, TestResult] = {}
+
+    def reachable(self, test_id: str) -> str:
+        if self.cells is None:
+            return self.student_code
+        answers = sorted({g for g, _ in self.cells if g}, key=len, reverse=True)
+        target = next((g for g in answers if test_id == f"test_{g}" or test_id.startswith(f"test_{g}_")), None)
+        roots = {target} if target else set(answers)
+        return reachable_code([(g in roots, src) for g, src in self.cells])
 
 
 _STATE = threading.local()  # per thread: a Dask worker may check two notebooks at once
@@ -314,8 +323,9 @@ def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: lis
             result(False, f"ForbiddenFunction: your code changes how the grader checks for forbidden functions "
                           f"(found `{hit}`), so {test_id} cannot be credited")
             return
+    used = rp.reachable(test_id) if forbid else ""
     for dotted in forbid:
-        hit = find_forbidden_use(rp.reachable, dotted)
+        hit = find_forbidden_use(used, dotted)
         if hit:
             result(False, f"ForbiddenFunction: {forbidden_message(dotted, test_id)} (found `{hit}` in your code)")
             return

@@ -48,8 +48,8 @@ def student_code(nb) -> list[str]:
     return parts
 
 
-def student_cells(nb) -> list[tuple[bool, str]]:
-    """``(is_answer_cell, source)`` for every cell the student could edit (see :func:`student_code`)."""
+def student_cells(nb) -> list[tuple[str | None, str]]:
+    """``(answer grade_id or None, source)`` for every cell the student could edit (see :func:`student_code`)."""
     out = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -58,7 +58,7 @@ def student_cells(nb) -> list[tuple[bool, str]]:
         if m.get("locked") or (m.get("grade") and not m.get("solution")):
             continue
         src = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
-        out.append((bool(m.get("solution")), src))
+        out.append((m.get("grade_id") if m.get("solution") else None, src))
     return out
 
 
@@ -79,7 +79,7 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
     except Exception:  # noqa: BLE001 - the executed notebook is the student's: judge records only
         code, cells = [], []
     results: dict[str, dict] = {}
-    replay = harness._Replay(records, student_code=_safe_parse_code(code), reachable=harness.reachable_code(cells))
+    replay = harness._Replay(records, student_code=_safe_parse_code(code), cells=cells)
     harness.set_replay(replay)
     # Checks are the instructor's code; a time limit guards against a slow one. SIGALRM exists only
     # on the main thread (a Dask worker thread checks without it).
