@@ -66,6 +66,10 @@ def make_toy_notebook():
                       metadata=nbmeta(grade=True, grade_id="test_add_negative", points=1, locked=True)),
         new_markdown_cell("**Q.** Why does addition commute?"),
         new_markdown_cell("Model answer: because.", metadata=nbmeta(solution=True, grade=True, grade_id="written_why", points=3)),
+        # An experiment (a training run in a real assignment): the grader keeps the student's outputs
+        # instead of re-running it; running it here would fail.
+        new_code_cell("print('my experiment result: 42')\nraise RuntimeError('the grader ran an experiment')",
+                      metadata={"tags": ["experiment"]}),
     ]
     return nb
 

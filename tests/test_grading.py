@@ -92,6 +92,9 @@ def graded_toy(tmp_path_factory):
     subs = tmp_path / "subs"
     expected = {ex.student_id: score for ex, score in build_examples("toy", subs, release_notebook=release_nb, root=toy_course)}
     solution = nbformat.read(subs / "solution" / "toy.ipynb", as_version=4)
+    # The student ran the experiment (the last cell) in JupyterLab: its output is in the submission.
+    solution.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="my experiment result: 42\n")]
+    nbformat.write(solution, subs / "solution" / "toy.ipynb")
     # A correct answer that prints to stderr from C-level-like code paths and Python alike.
     noisy = copy.deepcopy(solution)
     noisy.cells[2].source = "import sys, warnings\ndef add(a, b):\n    print('debug', file=sys.stderr)\n    warnings.warn('x')\n    return b + a"
@@ -275,3 +278,13 @@ def test_rerun_keeps_graded_work_and_finishes_an_interrupted_run(graded_toy):
     pd.testing.assert_frame_equal(after.drop(["solution", "blank"]).sort_index(), unchanged.sort_index())
     final = pd.read_csv(out / "grades.csv")
     assert _auto(final, "solution") == 3 and _auto(final, "blank") == 0
+
+
+def test_experiments_are_not_rerun_and_keep_the_students_outputs(graded_toy):
+    ws, out, grades, _ = graded_toy
+    nb = nbformat.read(out / "autograded" / "solution.ipynb", as_version=4)
+    cell = nb.cells[-1]
+    assert "experiment" in cell.metadata.get("tags", [])
+    text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+    assert "not re-run" in text and "my experiment result: 42" in text
+    assert not any(o.get("output_type") == "error" for o in cell.outputs)  # it did not run

@@ -32,7 +32,8 @@ def _workspace(args) -> Workspace:
         "cpus": getattr(args, "cpus", None),
     }
     lim = replace(lim, **{k: v for k, v in values.items() if v is not None})
-    return Workspace(args.workdir, limits=lim, sandbox=getattr(args, "sandbox", "auto"))
+    return Workspace(args.workdir, limits=lim, sandbox=getattr(args, "sandbox", "auto"),
+                     run_experiments=getattr(args, "run_experiments", False))
 
 
 def _add_limit_options(s) -> None:
@@ -49,6 +50,9 @@ def _add_limit_options(s) -> None:
                    help=f"processes and threads in one sandbox (default {d.max_processes})")
     g.add_argument("--max-output", type=float, default=None, metavar="MIB",
                    help=f"output one cell may print, in MiB (default {d.output_bytes / MIB:g})")
+    g.add_argument("--run-experiments", action="store_true",
+                   help="also re-run cells tagged 'experiment' (training runs); by default their outputs are "
+                        "the student's own, kept for grading the written answers")
     g.add_argument("--cpus", type=float, default=None, metavar="N",
                    help=f"CPU cores one sandbox may use, where cgroups are available (default {d.cpus:g})")
 

@@ -301,7 +301,8 @@ class Workspace:
     """An nbgrader course directory owned by the ``course`` command."""
 
     def __init__(self, workdir: Path | str = "grading", *, root: Path | None = None,
-                 cell_timeout: float | None = None, limits: Limits | dict | None = None, sandbox: str = "auto"):
+                 cell_timeout: float | None = None, limits: Limits | dict | None = None, sandbox: str = "auto",
+                 run_experiments: bool = False):
         self.workdir = Path(workdir).resolve()
         self.nbroot = self.workdir / "nbgrader"
         self.root = root or find_root()
@@ -313,6 +314,9 @@ class Workspace:
         if sandbox not in ("auto", "require", "off"):
             raise GradingError(f"--sandbox must be auto, require or off, not {sandbox!r}")
         self.sandbox = sandbox
+        # Experiment cells (tagged "experiment": training runs) are not re-run while grading: their
+        # outputs are the student's own, for the written answers about them.
+        self.run_experiments = bool(run_experiments)
         self.nbroot.mkdir(parents=True, exist_ok=True)
         self._write_config_file()
         _ensure_bin_on_path()
@@ -333,7 +337,7 @@ class Workspace:
         from traitlets.config import Config
 
         from .execute import SandboxedExecute
-        from .preprocessors import RepairCells, RestoreLockedCells
+        from .preprocessors import ClearOutputKeepExperiments, RepairCells, RestoreLockedCells
 
         root = Path(root or self.nbroot)
         c = Config()
@@ -357,7 +361,10 @@ class Workspace:
             c.Autograde.autograde_preprocessors = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                                    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
         else:
-            c.Autograde.sanitize_preprocessors = [ClearOutput, *sanitize]
+            c.Autograde.sanitize_preprocessors = [ClearOutputKeepExperiments, *sanitize]
+            skip = [] if self.run_experiments else ["experiment"]
+            c.ClearOutputKeepExperiments.skip_tags = skip
+            c.SandboxedExecute.skip_tags = skip
             # The student's code runs in a sandboxed kernel with limits; test cells are judged from
             # recorded values in a clean process (course_lib.grading.execute).
             c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
@@ -552,7 +559,7 @@ class Workspace:
             (self.workdir / "scratch").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.nbroot / "gradebook.db", self.workdir / "scratch" / "gradebook.base.db")
             jobs = [(str(self.workdir), str(self.root), name, s_.student_id, str(s_.notebook), asdict(self.limits),
-                     self.sandbox) for s_ in runnable]
+                     self.sandbox, self.run_experiments) for s_ in runnable]
 
             def finish(sub: Submission, res: dict) -> None:
                 """One executed (or failed) submission, from either backend: import, clean up, log."""
@@ -705,7 +712,7 @@ class Workspace:
 
 
 def execute_submission(workdir: str, root: str, name: str, student_id: str, notebook: str,
-                       limits: dict | float | None = None, sandbox: str = "auto") -> dict:
+                       limits: dict | float | None = None, sandbox: str = "auto", run_experiments: bool = False) -> dict:
     """Worker: sanitize one submission, run it in a sandboxed kernel, judge its tests in a clean process.
 
     The scratch course directory holds a copy of the assignment's source and of the gradebook, so
@@ -717,7 +724,7 @@ def execute_submission(workdir: str, root: str, name: str, student_id: str, note
     t0 = time.perf_counter()
     if isinstance(limits, (int, float)):
         limits = {"cell_timeout": float(limits)}
-    ws = Workspace(workdir, root=Path(root), limits=limits, sandbox=sandbox)
+    ws = Workspace(workdir, root=Path(root), limits=limits, sandbox=sandbox, run_experiments=run_experiments)
     scratch = ws.workdir / "scratch" / student_id
     _rmtree(scratch)
     shutil.copytree(ws.nbroot / "source" / name, scratch / "source" / name)

@@ -28,10 +28,11 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbformat.notebooknode import NotebookNode
-from traitlets import Bool, Dict, Enum, Unicode
+from traitlets import Bool, Dict, Enum, List, Unicode
 
 from nbgrader.preprocessors import Execute
 
+from .preprocessors import is_experiment
 from .sandbox import Cgroups, Limits, SandboxConfig, probe
 
 PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE", "COURSE_ROOT")
@@ -68,6 +69,7 @@ class SandboxedExecute(Execute):
     sandbox = Enum(["auto", "require", "off"], "auto", help="Use bubblewrap: when available, always, or never.").tag(config=True)
     verify = Bool(True, help="Judge test cells from recorded values in a clean process.").tag(config=True)
     kernel_env = Dict({}, help="Extra environment variables for the kernel.").tag(config=True)
+    skip_tags = List(Unicode(), ["experiment"], help="Code cells with one of these tags are not run (experiments).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):  # noqa: ARG002
         from nbclient.client import NotebookClient
@@ -149,6 +151,9 @@ class SandboxedExecute(Execute):
             async with self.async_setup_kernel():
                 for index, cell in enumerate(self.nb.cells):
                     if cell.cell_type != "code" or not cell.source.strip():
+                        continue
+                    if is_experiment(cell, self.skip_tags):
+                        report["skipped_cells"] = report.get("skipped_cells", 0) + 1
                         continue
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:

@@ -5,7 +5,20 @@ from __future__ import annotations
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import ClearOutput, NbGraderPreprocessor
+from traitlets import Integer, List, Unicode
+
+EXPERIMENT_TAG = "experiment"
+
+
+def is_experiment(cell, tags=(EXPERIMENT_TAG,)) -> bool:
+    """A code cell the grader does not re-run: tagged as an experiment, and not part of grading."""
+    if cell.get("cell_type") != "code" or not tags:
+        return False
+    nbg = cell.get("metadata", {}).get("nbgrader", {}) or {}
+    if nbg.get("grade") or nbg.get("solution") or nbg.get("locked"):
+        return False
+    return any(t in (cell.get("metadata", {}).get("tags") or []) for t in tags)
 
 
 class RestoreLockedCells(NbGraderPreprocessor):
@@ -133,3 +146,29 @@ class RepairCells(NbGraderPreprocessor):
 def _make(cell_type: str, text: str, metadata: dict) -> NotebookNode:
     make = new_code_cell if cell_type == "code" else new_markdown_cell
     return make(source=text, metadata=metadata)
+
+
+class ClearOutputKeepExperiments(ClearOutput):
+    """nbgrader's ClearOutput, except for experiment cells (tagged ``experiment``).
+
+    The grader does not re-run experiments (training runs, in fast mode they would show a
+    meaningless one-epoch run); their outputs are the student's own, kept for the person who grades
+    the written answers about them, under a note that says so. Oversized outputs are replaced by a
+    note.
+    """
+
+    skip_tags = List(Unicode(), [EXPERIMENT_TAG]).tag(config=True)
+    max_kept_bytes = Integer(2 * 1024 * 1024).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if not is_experiment(cell, self.skip_tags):
+            return super().preprocess_cell(cell, resources, cell_index)
+        import json
+
+        kept = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        size = len(json.dumps(kept, default=str))
+        note = "[grader: this experiment was not re-run during grading; below are the outputs of the student's own run]\n"
+        if size > self.max_kept_bytes:
+            kept, note = [], f"[grader: this experiment was not re-run; its outputs ({size // 1024} KiB) were too large to keep]\n"
+        cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=note), *kept]
+        return cell, resources

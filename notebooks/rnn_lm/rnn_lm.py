@@ -1828,7 +1828,7 @@ grade("test_generate_temperature", run, check, forbid=["course_lib.layers"])
 #   root with `sbatch notebooks/rnn_lm/slurm_run.sh`, and watch the results arrive with
 #   `tail -f gen.out`.
 
-# %%
+# %% tags=["experiment"]
 import dataclasses
 
 from course_lib.plot import plot_history
@@ -1879,7 +1879,7 @@ rnn_lm.Config()  # the default hyperparameters
 # every epoch and the text generated every 4 epochs (every epoch in fast mode), then plots the
 # curves and lists the samples.
 
-# %%
+# %% tags=["experiment"]
 runs["Q1"] = default_run = train(rnn_lm.Config())
 plot_history(default_run.history)
 print(f"best epoch: {default_run.best_epoch}, dev perplexity {default_run.best_dev_ppl:.3f}")
@@ -1891,7 +1891,7 @@ default_run.samples
 # can see what a full run looks like even if you can only run fast mode. It is *not* your run:
 # answer Q1 with your own full-mode results.
 
-# %%
+# %% tags=["experiment"]
 from course_lib.data import DataError, load_result
 
 try:
@@ -1939,7 +1939,7 @@ if recorded is not None:
 # Edit the configuration in the next cell (the values there are only an example), run it, and
 # compare with the default run.
 
-# %%
+# %% tags=["experiment"]
 q2_config = rnn_lm.Config(model_type="lstm", hidden_size=256)  # <- your changes
 runs["Q2"] = q2_run = train(q2_config)
 plot_history(q2_run.history)
@@ -1977,7 +1977,7 @@ q2_run.samples
 # text). 1 pt: a reason grounded in Q1-Q2 or in the lectures (e.g. "Q2's LSTM started to overfit
 # after epoch 30, so dropout 0.3 should lower the best dev perplexity and delay the best epoch").
 
-# %%
+# %% tags=["experiment"]
 q3_config = rnn_lm.Config(model_type="lstm", hidden_size=256, dropout=0.3, temperature=0.7)  # <- your changes
 runs["Q3"] = q3_run = train(q3_config)
 plot_history(q3_run.history)
@@ -2001,6 +2001,6 @@ q3_run.samples
 #
 # The comparison table lists every run of this notebook (best dev perplexity in bold).
 
-# %%
+# %% tags=["experiment"]
 results_table([summary(label, result) for label, result in runs.items()], sort_by="best_dev_ppl",
               caption="Runs of this notebook" + (" (fast mode: 2 epochs on a few hundred lines)" if fast_mode() else ""))
