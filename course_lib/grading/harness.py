@@ -155,6 +155,20 @@ FORBID_ALIASES = {
 }
 
 
+# ... and the ATen operators they dispatch to (caught by a TorchDispatchMode, which also sees
+# torch.ops.aten.* called directly).
+FORBID_ATEN = {
+    "torch.nn.functional.layer_norm": ["native_layer_norm", "layer_norm"],
+    "torch.nn.LayerNorm": ["native_layer_norm", "layer_norm"],
+    "torch.nn.functional.scaled_dot_product_attention": [
+        "scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention"],
+    "torch.nn.MultiheadAttention": ["_native_multi_head_attention"],
+    "torch.nn.functional.softmax": ["_softmax", "softmax"],
+}
+
+
 def forbidden_message(dotted: str, test_id: str = "") -> str:
     where = f" in {test_id}" if test_id else ""
     return (f"{dotted} is not allowed{where}: this part asks you to write it yourself "
@@ -211,11 +225,28 @@ def forbidden(names: Iterable[str], test_id: str = "") -> Iterator[None]:
                 raise ForbiddenFunction(forbidden_message(torch_funcs[func], test_id))
             return func(*args, **(kwargs or {}))
 
+    aten: dict[str, str] = {}
+    for dotted in names:
+        for op in FORBID_ATEN.get(dotted, ()):
+            aten.setdefault(op, dotted)
+    if "torch.nn.MultiheadAttention" in names:
+        for op in FORBID_ATEN["torch.nn.functional.scaled_dot_product_attention"]:
+            aten.setdefault(op, "torch.nn.MultiheadAttention")
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Dispatch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = getattr(getattr(func, "overloadpacket", None), "__name__", "")
+            if name in aten:
+                raise ForbiddenFunction(forbidden_message(aten[name], test_id))
+            return func(*args, **(kwargs or {}))
+
     saved = [(owner, key, owner.__dict__.get(key, _MISSING)) for owner, key, _ in patches]
     try:
         for owner, key, repl in patches:
             setattr(owner, key, repl)
-        with _Mode() if torch_funcs else contextlib.nullcontext():
+        with _Mode() if torch_funcs else contextlib.nullcontext(), _Dispatch() if aten else contextlib.nullcontext():
             yield
     finally:
         for owner, key, old in reversed(saved):
@@ -438,6 +469,17 @@ def find_tampering(code: str) -> str | None:
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in TAMPER_NAMES:
+            return ast.unparse(node)[:80]
+        # torch internals that bypass or switch off the checks, and dynamic code
+        if isinstance(node, ast.Attribute) and node.attr in ("_C", "ops", "overrides", "_python_dispatch") and \
+                ast.unparse(node.value).split(".")[0] in ("torch", "_torch"):
+            return ast.unparse(node)[:80]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
+                "eval", "exec", "compile", "__import__"):
+            return f"{node.func.id}(...)"
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
+                and ast.unparse(node.args[0]).split(".")[0] in ("torch", "F", "nn", "sys", "builtins", "importlib")):
             return ast.unparse(node)[:80]
         if isinstance(node, ast.Name) and node.id in TAMPER_NAMES:
             return node.id
