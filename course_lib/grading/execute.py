@@ -129,6 +129,13 @@ class SandboxedExecute(Execute):
             asyncio.run(self._run_cells(lim, t0, report, cgroups))
         finally:
             cgroups.remove()
+            # The kernel could write into these folders; nbgrader and the checker read and write
+            # there next, outside the sandbox. Anything but plain files and folders goes (a symlink
+            # would redirect a write to the host, a FIFO would block the grader forever).
+            removed = [p for d in (Path(cwd), records, ipc) for p in remove_special_files(d)]
+            if removed:
+                report.setdefault("notes", []).append(
+                    f"removed {len(removed)} link(s) or special file(s) the notebook created: {', '.join(removed[:5])}")
         report["seconds"] = round(time.monotonic() - t0, 2)
         report["truncated_cells"] = sorted(self._truncated)
         if self._truncated:
@@ -235,6 +242,28 @@ class SandboxedExecute(Execute):
                 cell.outputs = [NotebookNode(output_type="error", ename="CheckFailed", evalue=res["message"],
                                              traceback=[f"CheckFailed: {res['message']}"])]
         del lim
+
+
+def remove_special_files(folder: Path) -> list[str]:
+    """Delete symlinks, FIFOs, sockets and device nodes under ``folder`` (never following links)."""
+    import stat
+
+    removed = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+                continue
+            try:
+                os.unlink(path)
+                removed.append(os.path.relpath(path, folder))
+            except OSError:
+                pass
+    return removed
 
 
 def _gid(cell) -> str | None:
