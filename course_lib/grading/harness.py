@@ -467,19 +467,23 @@ def find_tampering(code: str) -> str | None:
         tree = ast.parse(code)
     except SyntaxError:
         return None
+    resolve = _resolver(_aliases(tree))
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in TAMPER_NAMES:
             return ast.unparse(node)[:80]
-        # torch internals that bypass or switch off the checks, and dynamic code
-        if isinstance(node, ast.Attribute) and node.attr in ("_C", "ops", "overrides", "_python_dispatch") and \
-                ast.unparse(node.value).split(".")[0] in ("torch", "_torch"):
-            return ast.unparse(node)[:80]
+        # torch internals that bypass or switch off the checks (whatever torch is imported as)
+        if isinstance(node, ast.Attribute):
+            path = resolve(node) or ""
+            if any(path == p or path.startswith(p + ".") for p in TAMPER_MODULES):
+                return ast.unparse(node)[:80]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
                 "eval", "exec", "compile", "__import__"):
             return f"{node.func.id}(...)"
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
                 and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
-                and ast.unparse(node.args[0]).split(".")[0] in ("torch", "F", "nn", "sys", "builtins", "importlib")):
+                and (resolve(node.args[0]) or "").split(".")[0] in ("torch", "sys", "builtins", "importlib", "course_lib")):
+            return ast.unparse(node)[:80]
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("importlib", "ctypes") for a in node.names):
             return ast.unparse(node)[:80]
         if isinstance(node, ast.Name) and node.id in TAMPER_NAMES:
             return node.id
@@ -502,6 +506,42 @@ def find_tampering(code: str) -> str | None:
                 and node.args and any(k in ast.unparse(node.args[0]) for k in ("grading", "harness", "checks"))):
             return ast.unparse(node)[:80]
     return None
+
+
+TAMPER_MODULES = ("torch._C", "torch.ops", "torch.overrides", "torch.utils._python_dispatch", "torch._dynamo",
+                  "course_lib.grading.harness")
+
+
+def _aliases(tree) -> dict[str, str]:
+    """name -> dotted module/attribute path, from the imports in ``tree`` (plus F, nn, torch, np)."""
+    import ast
+
+    aliases = dict(DEFAULT_ALIASES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:
+                    aliases[a.name.split(".")[0]] = a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def _resolver(aliases: dict[str, str]):
+    import ast
+
+    def resolve(expr) -> str | None:
+        if isinstance(expr, ast.Name):
+            return aliases.get(expr.id)
+        if isinstance(expr, ast.Attribute):
+            base = resolve(expr.value)
+            return f"{base}.{expr.attr}" if base else None
+        return None
+
+    return resolve
 
 
 def reachable_code(cells: list[tuple[bool, str]]) -> str:
