@@ -1,0 +1,1 @@
+"""Adversarial submissions against the grader (see tests/test_adversarial.py)."""
