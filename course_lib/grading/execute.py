@@ -35,7 +35,7 @@ from nbgrader.preprocessors import Execute
 from .preprocessors import is_experiment
 from .sandbox import Cgroups, Limits, SandboxConfig, probe
 
-PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE", "COURSE_ROOT")
+PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE")
 
 
 class SandboxKernelManager(AsyncKernelManager):
@@ -80,6 +80,14 @@ class SandboxedExecute(Execute):
             if root and info.get("assignment") and info.get("notebook"):
                 self.source_notebook = str(Path(root) / "source" / info["assignment"] / f"{info['notebook']}.ipynb")
         moved = restore_test_order(nb, Path(self.source_notebook)) if self.source_notebook else []
+        # The kernel runs only each test's run() side: check() and the helpers only it uses (reference
+        # implementations, expected values, hidden checks) never enter the student's process, nor
+        # the notebook file in its working folder.
+        from .verify import is_test_cell
+
+        originals = {i: c.source for i, c in enumerate(nb.cells) if is_test_cell(c)}
+        for i in originals:
+            nb.cells[i].source = kernel_view(originals[i])
         lim = Limits(**self.limits)
         self.timeout = int(lim.cell_timeout)
         self.interrupt_on_timeout = False
@@ -125,6 +133,7 @@ class SandboxedExecute(Execute):
         km.sandbox_config_path = str(cfg_path)
         self.km = km
         self.owns_km = True
+        _overwrite_notebook_files(Path(cwd), self.nb)
         try:
             asyncio.run(self._run_cells(lim, t0, report, cgroups))
         finally:
@@ -136,6 +145,8 @@ class SandboxedExecute(Execute):
             if removed:
                 report.setdefault("notes", []).append(
                     f"removed {len(removed)} link(s) or special file(s) the notebook created: {', '.join(removed[:5])}")
+        for i, text in originals.items():
+            self.nb.cells[i].source = text
         report["seconds"] = round(time.monotonic() - t0, 2)
         report["truncated_cells"] = sorted(self._truncated)
         if self._truncated:
@@ -242,6 +253,77 @@ class SandboxedExecute(Execute):
                 cell.outputs = [NotebookNode(output_type="error", ename="CheckFailed", evalue=res["message"],
                                              traceback=[f"CheckFailed: {res['message']}"])]
         del lim
+
+
+def kernel_view(source: str) -> str:
+    """What the student's kernel runs of a test cell: imports, ``run`` and what it uses, and the
+    ``grade`` call with a ``check`` that does nothing (the grader checks in a clean process).
+
+    Falls back to the cell as written when it does not have the harness form.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    call = None
+    for stmt in tree.body:
+        if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name)
+                and stmt.value.func.id == "grade"):
+            call = stmt.value
+    if call is None or len(call.args) < 2:
+        return source
+    run = call.args[1]
+    bound: dict[str, list] = {}
+    for stmt in tree.body:
+        names = []
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [stmt.name]
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        for n in names:
+            bound.setdefault(n, []).append(stmt)
+    keep: set[int] = set()
+    work = [run] + [k.value for k in call.keywords if k.arg != "check"]
+    while work:
+        node = work.pop()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                for stmt in bound.get(n.id, []):
+                    if id(stmt) not in keep:
+                        keep.add(id(stmt))
+                        work.append(stmt)
+    body = []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or id(stmt) in keep:
+            body.append(stmt)
+    noop = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="out")], kwonlyargs=[], kw_defaults=[],
+                                         defaults=[]), body=ast.Constant(value=None))
+    args = list(call.args)
+    if len(args) >= 3:
+        args[2] = noop
+    keywords = [k if k.arg != "check" else ast.keyword(arg="check", value=noop) for k in call.keywords]
+    new_call = ast.Call(func=call.func, args=args, keywords=keywords)
+    body.append(ast.Expr(value=new_call))
+    module = ast.Module(body=body, type_ignores=[])
+    ast.fix_missing_locations(module)
+    return ast.unparse(module)
+
+
+def _overwrite_notebook_files(folder: Path, nb) -> None:
+    """Replace the notebook files in the kernel's working folder with what the kernel runs."""
+    import nbformat
+
+    for path in folder.glob("*.ipynb"):
+        try:
+            if path.is_symlink() or not path.is_file():
+                continue
+            path.chmod(0o644)
+            nbformat.write(nb, path)
+        except OSError:
+            pass
 
 
 def remove_special_files(folder: Path) -> list[str]:

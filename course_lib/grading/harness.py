@@ -233,20 +233,23 @@ def forbidden(names: Iterable[str], test_id: str = "") -> Iterator[None]:
         for op in FORBID_ATEN["torch.nn.functional.scaled_dot_product_attention"]:
             aten.setdefault(op, "torch.nn.MultiheadAttention")
 
-    from torch.utils._python_dispatch import TorchDispatchMode
+    def _dispatch_mode():
+        from torch.utils._python_dispatch import TorchDispatchMode  # costs an import: only when needed
 
-    class _Dispatch(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = getattr(getattr(func, "overloadpacket", None), "__name__", "")
-            if name in aten:
-                raise ForbiddenFunction(forbidden_message(aten[name], test_id))
-            return func(*args, **(kwargs or {}))
+        class _Dispatch(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                name = getattr(getattr(func, "overloadpacket", None), "__name__", "")
+                if name in aten:
+                    raise ForbiddenFunction(forbidden_message(aten[name], test_id))
+                return func(*args, **(kwargs or {}))
+
+        return _Dispatch()
 
     saved = [(owner, key, owner.__dict__.get(key, _MISSING)) for owner, key, _ in patches]
     try:
         for owner, key, repl in patches:
             setattr(owner, key, repl)
-        with _Mode() if torch_funcs else contextlib.nullcontext(), _Dispatch() if aten else contextlib.nullcontext():
+        with _Mode() if torch_funcs else contextlib.nullcontext(), _dispatch_mode() if aten else contextlib.nullcontext():
             yield
     finally:
         for owner, key, old in reversed(saved):

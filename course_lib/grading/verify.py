@@ -108,11 +108,39 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
             if res is None:
                 res = harness.TestResult(passed=False, message=f"{test_id} does not call grade({test_id!r}, ...): tell your instructor")
             results[test_id] = dict(res)
+        hidden = hidden_lines(src)
+        for res in results.values():  # a student's error message must not carry hidden test code into feedback
+            res["message"] = scrub(res.get("message", ""), hidden)
     finally:
         if timed:
             signal.signal(signal.SIGALRM, old)
         harness.set_replay(None)
     return results
+
+
+def hidden_lines(nb) -> list[str]:
+    """The distinctive lines of every hidden test block in the source notebook (longest first)."""
+    lines: set[str] = set()
+    for cell in nb.cells:
+        if not is_test_cell(cell):
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            text = line.strip()
+            if text.startswith("### BEGIN HIDDEN TESTS"):
+                inside = True
+            elif text.startswith("### END HIDDEN TESTS"):
+                inside = False
+            elif inside and len(text) >= 8:
+                lines.add(text)
+    return sorted(lines, key=len, reverse=True)
+
+
+def scrub(message: str, hidden: list[str]) -> str:
+    for line in hidden:
+        if line in message:
+            message = message.replace(line, "[hidden test code]")
+    return message
 
 
 def _safe_parse_code(cells: list[str]) -> str:

@@ -697,11 +697,6 @@ CASES: list[Case] = [
     # ------------------------------------------------------------------ forbidden functions
     *(Case(f"forbid_{k}", "forbid", 3, edits=(_fill("layer_norm", v),),
            feedback=None if k in ("renamed_torch",) else "ForbiddenFunction",
-           bug={"renamed_torch": "forbid is enforced in the student's kernel (TorchFunctionMode, TorchDispatchMode) "
-                                 "and by deny-list scans of the student's code (find_forbidden_use, find_tampering) "
-                                 "that recognise `torch`, `F`, `nn`... by name: with `import torch as T`, "
-                                 "getattr(T._C, 'Disable' + 'TorchFunction') and getattr(T.utils, '_python' + "
-                                 "'_dispatch')._disable_current_modes switch both modes off unseen: full marks"}.get(k),
            what=f"layer_norm via the forbidden library function ({k})") for k, v in FORBID.items()),
     # ------------------------------------------------------------------ test cells and metadata tampered with
     Case("tests_and_helper_deleted", "tamper", 5, edits=(delete("test_softmax", "test_layer_norm", "test_count_params", "helpers"),),
@@ -778,9 +773,6 @@ CASES: list[Case] = [
          what="replaces the notebook in its working folder by a symlink to a host file, which the grader "
               "(outside the sandbox) would then overwrite"),
     Case("leak_hidden_tests", "escape", 4, edits=(_fill("count_params", LEAK),), absent=(HIDDEN_CANARY,),
-         bug="Hidden tests run in the student's kernel (the graded adv.ipynb in the working folder and the test's "
-             "frames hold their source) and the feedback page shows the student's own exception message: a "
-             "submission copies hidden test code into its feedback",
          what="count_params raises an error whose message carries the hidden test's source (read from the "
               "graded notebook or the calling frame); the feedback page must not show it"),
     Case("background_swapper", "escape", 3, needs_sandbox=True, guards=("sources",), edits=(
