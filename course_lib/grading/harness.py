@@ -348,11 +348,12 @@ def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
 def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: list[str]) -> None:
     import torch
 
-    def result(passed: bool, message: str = "") -> None:
-        rp.results[test_id] = TestResult(passed=passed, message=message)
+    def result(passed: bool, message: str = "", quoted: bool = False) -> None:
+        # quoted: the message carries text the student's code produced (scrubbed of hidden test code)
+        rp.results[test_id] = TestResult(passed=passed, message=message, quoted=quoted)
 
     if forbid:
-        hit = find_tampering(rp.student_code)
+        hit = find_tampering(rp.student_code) or find_tampering(rp.reachable(test_id), dynamic=True)
         if hit:
             result(False, f"ForbiddenFunction: your code changes how the grader checks for forbidden functions "
                           f"(found `{hit}`), so {test_id} cannot be credited")
@@ -384,14 +385,14 @@ def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: lis
         return
     if not payload["ok"]:
         err = payload.get("error")
-        result(False, err if isinstance(err, str) else "the test raised an error")
+        result(False, err if isinstance(err, str) else "the test raised an error", quoted=True)
         return
     try:
         check(payload.get("value"))
     except AssertionError as exc:  # CheckFailed and plain asserts
         result(False, str(exc).strip() or "a check failed")
     except Exception as exc:  # noqa: BLE001 - the recorded values had an unexpected form
-        result(False, f"{_format_exc(exc)[:500]} (while checking the values your code returned)")
+        result(False, f"{_format_exc(exc)[:500]} (while checking the values your code returned)", quoted=True)
     else:
         result(True)
 
@@ -462,8 +463,12 @@ TAMPER_NAMES = {"DisableTorchFunction", "DisableTorchFunctionSubclass", "_pop_to
                 "_disabled_torch_function_impl", "COURSE_GRADING_RECORD"}
 
 
-def find_tampering(code: str) -> str | None:
-    """Where ``code`` switches off torch function modes or rebinds anything in the grading harness."""
+def find_tampering(code: str, dynamic: bool = False) -> str | None:
+    """Where ``code`` switches off torch function modes or rebinds anything in the grading harness.
+
+    With ``dynamic`` (for the tested answer and what it uses) also dynamic code that hides what it
+    calls: ``eval``/``exec``/``__import__``, ``importlib``, ``ctypes``, computed ``getattr`` on torch.
+    """
     import ast
 
     try:
@@ -479,14 +484,16 @@ def find_tampering(code: str) -> str | None:
             path = resolve(node) or ""
             if any(path == p or path.startswith(p + ".") for p in TAMPER_MODULES):
                 return ast.unparse(node)[:80]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
+        if not dynamic:
+            pass
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
                 "eval", "exec", "compile", "__import__"):
             return f"{node.func.id}(...)"
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
                 and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
                 and (resolve(node.args[0]) or "").split(".")[0] in ("torch", "sys", "builtins", "importlib", "course_lib")):
             return ast.unparse(node)[:80]
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("importlib", "ctypes") for a in node.names):
+        elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("importlib", "ctypes") for a in node.names):
             return ast.unparse(node)[:80]
         if isinstance(node, ast.Name) and node.id in TAMPER_NAMES:
             return node.id

@@ -77,7 +77,8 @@ class Ctx:
         for key, value in {"__COURSE__": self.root, "__WORKSPACE__": self.workspace, "__SUBS__": self.subs,
                            "__HOSTDIR__": self.hostdir, "__PORT__": self.port, "__MARKER__": self.marker,
                            "__VICTIM__": self.victim, "__GOOD_RECORD__": self.good_record, "__REPO__": REPO,
-                           "__SITE__": SITE, "__PROBE__": PROBE_NAME, "__CANARY__": HIDDEN_CANARY}.items():
+                           "__SITE__": SITE, "__PROBE__": PROBE_NAME, "__CANARY__": HIDDEN_CANARY,
+                           "__CANARY_HEX__": HIDDEN_CANARY.encode().hex()}.items():
             text = text.replace(key, str(value))
         return text
 
@@ -567,7 +568,8 @@ LEAK = r"""def count_params(d_in, d_out):
         text = inspect.getsource(sys._getframe(1).f_code) + text  # or the calling test's own source
     except Exception:
         pass
-    i = text.find("__CANARY__")
+    canary = bytes.fromhex("__CANARY_HEX__").decode()  # not written out, so only a real leak can match
+    i = text.find(canary)
     raise ValueError("LEAKED:" + text[max(0, i - 40): i + 200])"""
 
 HUGE_OUTPUT = r"""import sys
