@@ -416,25 +416,7 @@ def find_forbidden_use(code: str, dotted: str) -> str | None:
     except SyntaxError:
         return None  # the kernel could not run it either
     owner, _, last = dotted.rpartition(".")
-    aliases = dict(DEFAULT_ALIASES)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.asname:
-                    aliases[a.asname] = a.name
-                else:
-                    aliases[a.name.split(".")[0]] = a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for a in node.names:
-                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
-
-    def resolve(expr) -> str | None:
-        if isinstance(expr, ast.Name):
-            return aliases.get(expr.id)
-        if isinstance(expr, ast.Attribute):
-            base = resolve(expr.value)
-            return f"{base}.{expr.attr}" if base else None
-        return None
+    resolve = _resolver(_aliases(tree))
 
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):

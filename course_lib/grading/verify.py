@@ -36,16 +36,7 @@ def is_test_cell(cell) -> bool:
 
 def student_code(nb) -> list[str]:
     """The code a student wrote or could edit, one string per cell: solution cells and unlocked cells."""
-    parts = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        m = _nbgrader(cell)
-        if m.get("locked") or (m.get("grade") and not m.get("solution")):
-            continue
-        src = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
-        parts.append(src)
-    return parts
+    return [src for _, src in student_cells(nb)]
 
 
 def student_cells(nb) -> list[tuple[str | None, str]]:
