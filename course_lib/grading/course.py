@@ -337,7 +337,7 @@ class Workspace:
         from traitlets.config import Config
 
         from .execute import SandboxedExecute
-        from .preprocessors import ClearOutputKeepExperiments, RepairCells, RestoreLockedCells
+        from .preprocessors import ClearOutputKeepExperiments, RepairCells
 
         root = Path(root or self.nbroot)
         c = Config()
@@ -355,7 +355,7 @@ class Workspace:
         # A test cell the student deleted is put back and run (nbgrader's default drops it), and so
         # is a deleted read-only helper cell.
         c.OverwriteCells.add_missing_cells = True
-        sanitize = [RepairCells, DeduplicateIds, OverwriteKernelspec, OverwriteCells, RestoreLockedCells, CheckCellMetadata]
+        sanitize = [RepairCells, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
         if phase == "import":
             c.Autograde.sanitize_preprocessors = sanitize
             c.Autograde.autograde_preprocessors = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput,

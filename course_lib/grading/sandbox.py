@@ -45,19 +45,15 @@ class Limits:
     cpus: float = 1.0  # CPU time share of the whole sandbox (a cgroup quota), so a fork bomb cannot starve the others
 
     def describe(self, which: str) -> str:
-        if which == "memory":
-            return f"memory limit ({self.memory_bytes / GIB:g} GiB)"
-        if which == "cell_timeout":
-            return f"time limit per cell ({self.cell_timeout:g} s)"
-        if which == "notebook_timeout":
-            return f"time limit per notebook ({self.notebook_timeout:g} s)"
-        if which == "processes":
-            return f"process limit ({self.max_processes})"
-        if which == "output":
-            return f"output limit per cell ({self.output_bytes / MIB:g} MiB)"
-        if which == "file":
-            return f"file size limit ({self.file_bytes / MIB:g} MiB)"
-        return which
+        texts = {
+            "memory": f"memory limit ({self.memory_bytes / GIB:g} GiB)",
+            "cell_timeout": f"time limit per cell ({self.cell_timeout:g} s)",
+            "notebook_timeout": f"time limit per notebook ({self.notebook_timeout:g} s)",
+            "processes": f"process limit ({self.max_processes})",
+            "output": f"output limit per cell ({self.output_bytes / MIB:g} MiB)",
+            "file": f"file size limit ({self.file_bytes / MIB:g} MiB)",
+        }
+        return texts.get(which, which)
 
 
 @dataclass
