@@ -10,6 +10,7 @@ machine that lets us create one).
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import socket
 import subprocess
@@ -302,3 +303,16 @@ def test_sandbox_config_round_trips_through_json(tmp_path):
 def test_wrapper_usage_error():
     with pytest.raises(SystemExit, match="usage: python -m course_lib.grading.sandbox CONFIG.json -- COMMAND"):
         main(["config.json", "python"])
+
+
+def test_private_mounts_come_before_binds_that_may_live_under_them(tmp_path):
+    """A course cloned under /tmp (or a venv under /home) must stay visible in the sandbox: bubblewrap
+    applies mounts in order, so the private /tmp and /home tmpfs must precede every bind."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    from course_lib.grading.sandbox import SandboxConfig, bwrap_args
+
+    args = bwrap_args(SandboxConfig(workdir=str(tmp_path)))
+    last_tmpfs = max(i for i, a in enumerate(args) if a == "--tmpfs")
+    first_bind = min(i for i, a in enumerate(args) if a in ("--ro-bind-try", "--ro-bind", "--bind"))
+    assert last_tmpfs < first_bind

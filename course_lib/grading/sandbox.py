@@ -156,11 +156,13 @@ def bwrap_args(cfg: SandboxConfig) -> list[str]:
     exe = bwrap_path()
     if exe is None:
         raise SandboxUnavailable(probe() or "bubblewrap is not installed")
-    args = [exe, *_namespace_args(), "--clearenv"]
+    # Private scratch mounts first: binds that follow may live under them (a course cloned in /tmp,
+    # a venv in /home), and a later mount on the same path would hide them.
+    args = [exe, *_namespace_args(), "--clearenv",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", "/home/student",
+            "--tmpfs", "/run", "--tmpfs", "/var/tmp"]
     for p in _system_ro():
         args += ["--ro-bind-try", p, p]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", "/home/student",
-             "--tmpfs", "/run", "--tmpfs", "/var/tmp"]
     for p in cfg.ro:
         args += ["--ro-bind", p, p]
     for p in [cfg.workdir, *cfg.rw]:
