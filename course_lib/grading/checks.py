@@ -38,7 +38,17 @@ __all__ = [
 
 
 class CheckFailed(AssertionError):
-    """An autograder check failed; the message says what to fix."""
+    """An autograder check failed; the message says what to fix.
+
+    In Jupyter it shows as two short lines (which test failed, and why) instead of a traceback
+    through the checking code: the message already names the value that is wrong.
+    """
+
+    test_id: str | None = None
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
+        head = f"{self.test_id}: FAILED" if self.test_id else "check FAILED"
+        return [f"\x1b[1;31m{head}\x1b[0m", f"{type(self).__name__}: {self}"]
 
 
 def _torch():
@@ -52,6 +62,7 @@ def to_tensor(x, *, name: str = "value", dtype=None):
 
     Raises :class:`CheckFailed` naming ``name`` when ``x`` is ``None`` or cannot be converted.
     """
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     torch = _torch()
     dtype = dtype or torch.float64
     if x is None:
@@ -81,6 +92,7 @@ def to_tensor(x, *, name: str = "value", dtype=None):
 
 def as_float(x, *, name: str = "value") -> float:
     """A scalar answer as a Python float: accepts numbers, 0-dim or one-element tensors/arrays."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     t = to_tensor(x, name=name)
     if t.numel() != 1:
         raise CheckFailed(f"{name}: expected a single number, got shape {tuple(t.shape)}")
@@ -89,6 +101,7 @@ def as_float(x, *, name: str = "value") -> float:
 
 def as_int(x, *, name: str = "value") -> int:
     """An integer answer (a count): accepts ints, integral floats and one-element tensors."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     v = as_float(x, name=name)
     if not math.isfinite(v) or v != round(v):
         raise CheckFailed(f"{name}: expected a whole number, got {v}")
@@ -102,6 +115,7 @@ def _fmt_shape(shape) -> str:
 
 def assert_shape(x, expected: Sequence[int], *, name: str = "output", dims: str | None = None) -> None:
     """Check ``x.shape == expected``. ``dims`` names the axes, e.g. ``"B, T, V"``."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     torch = _torch()
     if x is None:
         raise CheckFailed(f"{name}: got None. Did the function forget to `return` its result?")
@@ -116,6 +130,7 @@ def assert_shape(x, expected: Sequence[int], *, name: str = "output", dims: str 
 
 def assert_close(actual, expected, *, name: str = "output", atol: float = 1e-6, rtol: float = 1e-5) -> None:
     """Check values (and shape) within ``atol + rtol * |expected|``; NaN never matches."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     torch = _torch()
     a = to_tensor(actual, name=name)
     e = to_tensor(expected, name=f"expected {name}")
@@ -143,11 +158,13 @@ def assert_close(actual, expected, *, name: str = "output", atol: float = 1e-6, 
 
 def assert_equal(actual, expected, *, name: str = "output") -> None:
     """Exact comparison of numbers or integer-valued arrays (token ids, counts, masks)."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     assert_close(actual, expected, name=name, atol=0.0, rtol=0.0)
 
 
 def assert_true(condition, message: str) -> None:
     """``assert`` that survives ``python -O`` and gives a readable message."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     if not bool(condition):
         raise CheckFailed(message)
 

@@ -324,6 +324,7 @@ def _write_record(test_id: str, payload: dict) -> None:
 def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
           forbid: Iterable[str] = ()) -> None:
     """Run one autograded test: ``check(to_data(run()))`` (see the module docstring)."""
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     forbid = list(forbid)
     replay = getattr(_STATE, "replay", None)
     if replay is not None:
@@ -341,7 +342,14 @@ def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
     if recording:
         _write_record(test_id, {"ok": True, "value": out})
         return
-    check(out)
+    try:
+        check(out)
+    except AssertionError as exc:
+        from .checks import CheckFailed
+
+        if isinstance(exc, CheckFailed):
+            exc.test_id = test_id
+        raise
     print(f"{test_id}: passed")
 
 
