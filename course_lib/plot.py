@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["plot_history", "plot_histories", "BEST_MARKER_GID", "CourseFigure"]
+__all__ = ["plot_history", "plot_histories", "plot_temperature", "BEST_MARKER_GID", "CourseFigure"]
 
 #: ``gid`` of the artists that mark the best development epoch (useful in tests).
 BEST_MARKER_GID = "best-dev-epoch"
@@ -210,4 +210,43 @@ def plot_histories(
     _integer_epochs(ax)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    return fig
+
+
+def plot_temperature(logits, labels: Sequence[str], temperatures: Sequence[float] = (0.5, 1.0, 2.0), *,
+                     title: str | None = None):
+    """Bar charts of ``softmax(logits / T)`` for each temperature ``T``: how sampling sharpens or flattens.
+
+    Args:
+        logits: (V,) scores of the next token (a sequence of numbers or a 1-D tensor/array).
+        labels: V token names, one per score.
+        temperatures: positive temperatures, one panel each.
+
+    Returns:
+        The figure; each panel's bars (gid ``"probabilities"``) sum to 1, and its title gives the
+        temperature and the entropy of the distribution in bits.
+    """
+    import matplotlib.pyplot as plt
+
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if len(labels) != len(z):
+        raise ValueError(f"got {len(z)} logits but {len(labels)} labels")
+    temps = [float(t) for t in temperatures]
+    if not temps or min(temps) <= 0:
+        raise ValueError(f"temperatures must be positive, got {list(temperatures)}")
+    fig, axes = plt.subplots(1, len(temps), figsize=(3.6 * len(temps), 3.2), sharey=True,
+                             constrained_layout=True, FigureClass=CourseFigure, squeeze=False)
+    for ax, t in zip(axes[0], temps):
+        scaled = z / t
+        p = np.exp(scaled - scaled.max())
+        p /= p.sum()
+        entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
+        ax.bar(range(len(p)), p, color="tab:blue", gid="probabilities")
+        ax.set_xticks(range(len(p)), labels)
+        ax.set_title(f"T = {t:g}  (entropy {entropy:.2f} bits)")
+        ax.set_xlabel("next token")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("probability")
+    if title:
+        fig.suptitle(title)
     return fig

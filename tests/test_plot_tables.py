@@ -243,3 +243,24 @@ def test_figure_displays_once_under_the_inline_backend(monkeypatch, backend, clo
     assert type(fig).__name__ == "CourseFigure"  # class restored
     assert plt.fignum_exists(number) is not closed  # closed in pyplot: the end-of-cell flush won't repeat it
     fig.savefig(io.BytesIO(), format="png")  # still usable
+
+
+def test_plot_temperature_sharpens_and_flattens():
+    from course_lib.plot import plot_temperature
+
+    logits = [2.0, 1.0, 0.0, -1.0]
+    fig = plot_temperature(logits, list("abcd"), temperatures=[0.5, 1, 4])
+    axes = fig.axes
+    assert len(axes) == 3
+    probs = [[bar.get_height() for bar in ax.patches if bar.get_gid() == "probabilities"] for ax in axes]
+    for p, t in zip(probs, [0.5, 1, 4]):
+        expected = np.exp(np.array(logits) / t) / np.exp(np.array(logits) / t).sum()
+        np.testing.assert_allclose(p, expected, rtol=1e-9)
+    assert probs[0][0] > probs[1][0] > probs[2][0]  # a low temperature favours the top token
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == list("abcd")
+    assert "T = 0.5" in axes[0].get_title() and "bits" in axes[0].get_title()
+    with pytest.raises(ValueError, match="labels"):
+        plot_temperature(logits, ["a"])
+    with pytest.raises(ValueError, match="positive"):
+        plot_temperature(logits, list("abcd"), temperatures=[0])
+    plt.close("all")
