@@ -11,11 +11,14 @@ WORKDIR ?= build/demo
 export MPLBACKEND ?= Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup sandbox demo test test-fast release lint notebooks lab clean distclean
+LABDIR ?= lab
+
+.PHONY: help setup sandbox browser demo test test-fast release lint notebooks lab clean distclean
 
 help:
 	@echo "make demo      release every assignment, autograde the example submissions, print the gradebook"
 	@echo "make test      run every test (unit tests, notebooks in fast mode, end-to-end grading)"
+	@echo "make lab       students: copy the assignments into lab/ (once) and open them in JupyterLab"
 	@echo "make release   write the student versions to build/release/"
 	@echo "make notebooks rebuild notebooks/*/*.ipynb from their jupytext .py sources"
 	@echo "make clean     remove build outputs (keeps .venv); make distclean also removes .venv"
@@ -34,6 +37,18 @@ sandbox:
 			echo "note: bubblewrap (bwrap) is not installed; grading runs without a sandbox. Install it with: sudo apt-get install -y bubblewrap" >&2; \
 		fi; }
 
+# The browser tests drive Debian's Chromium with Playwright (pip package `playwright`, in the dev
+# extra; `playwright install` would download its own browser, which we do not need).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (for the browser tests)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+				|| echo "warning: could not install chromium; the browser tests will be skipped" >&2; \
+		else \
+			echo "note: chromium is not installed; the browser tests are skipped. Install it with: sudo apt-get install -y chromium" >&2; \
+		fi; }
+
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed (nbgrader 0.9.6); set PYTHON=/path/to/python3.11"' \
 		|| { echo "error: $(PYTHON) is older than 3.11; run: make PYTHON=python3.11 ..." >&2; exit 1; }
@@ -47,20 +62,25 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/course --workdir $(WORKDIR) demo
 
-test: setup
+test: setup browser
 	COURSE_FAST=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests notebooks --nbval-lax --durations=15
 
 release: setup
 	$(BIN)/course --workdir build/grading release --all --output build/release
 
+# JupyterLab on your own copies of the student notebooks (in $(LABDIR)/, never overwritten).
+lab: setup
+	$(BIN)/course --workdir build/grading lab --dir $(LABDIR)
+
 lint: setup
 	$(BIN)/course lint
 
 notebooks: setup
+	$(BIN)/python -m course_lib.grading.project sync  # setup cells and README badges from [tool.course]
 	@for py in notebooks/*/*.py; do \
 		name=$$(basename $$(dirname $$py)); \
 		if [ "$$(basename $$py .py)" = "$$name" ]; then \
-			$(BIN)/jupytext --to ipynb --update-metadata '{"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}' $$py -o notebooks/$$name/$$name.ipynb; \
+			$(BIN)/jupytext --to ipynb --update --update-metadata '{"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}' $$py -o notebooks/$$name/$$name.ipynb; \
 		fi; \
 	done
 

@@ -4,6 +4,7 @@ Modules (flat, one job each):
 
 - ``course_lib.data``     data registry and ``fetch(name)`` (mirror -> cache -> download, checksummed)
 - ``course_lib.device``   ``get_device()``, ``seed_everything()``, ``fast_mode()``
+- ``course_lib.notebook`` ``setup_notebook(name, seed=...)``: what each notebook's first cell runs
 - ``course_lib.text``     character vocabularies, padding and batching for language models
 - ``course_lib.train``    a training loop with progress bars, history, best checkpoint, callbacks
 - ``course_lib.layers``   reference implementations of the models the handouts give

@@ -9,7 +9,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course_lib.grading.contract import check_notebook
+from course_lib.grading.contract import check_notebook, shape_comment_problems
 from course_lib.grading.course import list_assignments
 
 from conftest import REPO
@@ -44,3 +44,50 @@ def test_source_notebook_is_clean(name):
         if c.cell_type == "code":
             assert not c.get("outputs"), "commit notebooks with outputs stripped"
     check_notebook(nb)
+
+
+# ---------------------------------------------------------------- lesson style: shape comments
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_student_functions_name_their_tensor_shapes(name):
+    """Every function of a solution cell that takes or returns tensors names their shapes ((B, T), ...)
+    in its docstring or comments outside the solution, so the student release keeps them."""
+    assert shape_comment_problems(REPO / "notebooks" / name / f"{name}.ipynb") == []
+
+
+SOLUTION_META = {"nbgrader": {"grade": False, "grade_id": "f", "locked": False, "schema_version": 3,
+                              "solution": True, "task": False}}
+
+
+@pytest.mark.parametrize("source, flagged", [
+    ('def f(x):\n    """Double a tensor."""\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION', True),
+    ('def f(x):\n    """Double a tensor x of shape (B, T)."""\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION', False),
+    # a shape only inside the solution is stripped from the release: students would not see it
+    ('def f(x):\n    """Double a tensor."""\n    ### BEGIN SOLUTION\n    return 2 * x  # (B, T)\n    ### END SOLUTION', True),
+    ('def f(x):\n    # x: (B, T, E)\n    ### BEGIN SOLUTION\n    return torch.exp(x)\n    ### END SOLUTION', False),
+    ('def f(x, B, T):\n    """Zeros."""\n    return torch.zeros((B, T))', True),  # code is not a comment
+    ('def f(x: torch.Tensor):\n    return x', True),
+    ('class M(nn.Module):\n    """Maps (B, T) to (B, T, V)."""\n\n    def forward(self, x):\n        return x', True),
+    ('class M(nn.Module):\n    def forward(self, x):\n        """x: (B, T) -> (B, T, V)."""\n        return x', False),
+    ('def f(d_e, d_h):\n    """A count of parameters."""\n    return d_e * d_h', False),  # no tensors
+])
+def test_shape_comment_rule(source, flagged):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source, metadata=SOLUTION_META)])
+    problems = shape_comment_problems(nb)
+    assert bool(problems) == flagged, problems
+    if flagged:
+        assert "name no shapes" in problems[0] and "(B, T)" in problems[0]
+
+
+def test_course_lint_reports_missing_shape_comments(toy_course, capsys):
+    from course_lib.grading import cli
+
+    path = toy_course / "notebooks" / "toy" / "toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert cli.main(["lint", "toy"]) == 0
+    solution = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "add")
+    solution.source = solution.source.replace('"""Return a + b."""', '"""Return the tensor a + b."""')
+    nbformat.write(nb, path)
+    capsys.readouterr()
+    assert cli.main(["lint", "toy"]) == 1
+    err = capsys.readouterr().err
+    assert "add: add (line 2) takes or returns tensors" in err

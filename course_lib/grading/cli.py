@@ -75,10 +75,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_lint(args) -> int:
+    from .contract import check_shape_comments
+
     bad = 0
     for n in _names(args):
         try:
             spec = check_notebook(get_assignment(n).notebook)
+            check_shape_comments(get_assignment(n).notebook)  # lesson style: tensor shapes named
             print(f"{n}: ok ({len(spec.tests)} test cells, {spec.auto_points:g} auto points, "
                   f"{len(spec.written)} written answers, {spec.manual_points:g} manual points)")
         except ContractError as exc:
@@ -87,11 +90,36 @@ def cmd_lint(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_check(args) -> int:
+    """Students: run a notebook's public tests in a fresh kernel and summarise them (course_lib.check)."""
+    from .. import check
+
+    return check.run(args)
+
+
 def cmd_release(args) -> int:
     ws = _workspace(args)
     for n in _names(args):
         path = ws.release(n, output=Path(args.output))
         print(f"released {n}: {path}")
+    return 0
+
+
+def cmd_publish(args) -> int:
+    """Release every assignment onto the local student branch (for the README's Colab badges)."""
+    from .project import ProjectError, publish
+
+    root = Path(args.repo).resolve() if args.repo else None
+    try:
+        result = publish(Workspace(args.workdir, root=root), branch=args.branch, message=args.message)
+    except ProjectError as exc:
+        raise GradingError(str(exc)) from None
+    if result.changed:
+        print(f"published {', '.join(result.names)} to branch {result.branch!r}: commit {result.commit[:12]}"
+              + (f" (parent {result.parent[:12]})" if result.parent else " (new branch)"))
+    else:
+        print(f"branch {result.branch!r} already holds this release ({result.commit[:12]}); nothing committed")
+    print(f"Your working tree and current branch are unchanged. To publish it: {result.push_command}")
     return 0
 
 
@@ -173,6 +201,29 @@ def cmd_formgrade(args) -> int:
         return 0
 
 
+def cmd_lab(args) -> int:
+    """Copy the student releases into a work folder (once) and start JupyterLab on it."""
+    from .lab import free_port, lab_command, lab_env, prepare_lab_folder
+
+    ws = _workspace(args)
+    folder = Path(args.dir)
+    for name, notebook, new in prepare_lab_folder(ws, _names(args), folder):
+        print(f"{name}: {notebook}" + ("  (new copy of the student release)" if new else "  (your work, kept as it is)"))
+    port = args.port or free_port()
+    token = secrets.token_hex(24)
+    print(f"\nJupyterLab: http://127.0.0.1:{port}/lab?token={token}\n(loopback only; the token is the password. "
+          "Stop with Ctrl-C.)" + ("" if os.environ.get("COURSE_FAST") else
+          "\nTip: `COURSE_FAST=1 make lab` runs every training cell in seconds, to check your code first."))
+    sys.stdout.flush()
+    proc = subprocess.Popen(lab_command(folder, port, token, open_browser=not args.no_browser), cwd=folder,
+                            env=lab_env())
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return 0
+
+
 def cmd_examples(args) -> int:
     from .examples import build_examples
 
@@ -237,11 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("assignments", nargs="*")
     s.set_defaults(func=cmd_lint)
 
+    from .. import check
+
+    s = sub.add_parser("check", help="students: run your notebook's public tests before you submit",
+                       description=check.__doc__.splitlines()[0])
+    check.add_arguments(s)
+    s.set_defaults(func=cmd_check)
+
     s = sub.add_parser("release", help="write the student version (solutions and hidden tests stripped)")
     s.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     s.add_argument("--all", action="store_true")
     s.add_argument("--output", default="release", help="folder for released assignments (default: ./release)")
     s.set_defaults(func=cmd_release)
+
+    s = sub.add_parser("publish", help="commit the student release of every assignment onto a local branch "
+                                       "(default: [tool.course] student_branch), for Colab; prints the push command")
+    s.add_argument("--branch", default=None, help="the branch to write (default: student_branch in pyproject.toml)")
+    s.add_argument("--message", default=None, help="commit message")
+    s.add_argument("--repo", default=None, help="the course repository (default: the one around the current folder)")
+    s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("autograde", help="grade SUBMISSIONS/<student_id>/<assignment>.ipynb")
     s.add_argument("assignment")
@@ -275,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--token", default=None)
     s.set_defaults(func=cmd_formgrade)
+
+    s = sub.add_parser("lab", help="students: open the assignments in JupyterLab (loopback only, with a token)")
+    s.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    s.add_argument("--dir", default="lab", help="your work folder (default: ./lab); existing notebooks are never overwritten")
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--no-browser", action="store_true", help="only print the URL")
+    s.set_defaults(func=cmd_lab)
 
     s = sub.add_parser("examples", help="write the example submissions of an assignment")
     s.add_argument("assignment")

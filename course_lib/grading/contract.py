@@ -12,6 +12,10 @@ Rules (``check_notebook`` enforces them, and a test runs it on every source note
 - ``grade_id`` values are unique and use only letters, digits, ``_`` and ``-``.
 - A test cell follows the harness form: imports, definitions, constants and one
   ``grade("<its grade_id>", run, check)`` call (see :mod:`course_lib.grading.harness`).
+
+``course lint`` also checks a lesson rule (:func:`check_shape_comments`, not needed to grade): every
+function or method of a solution cell that takes or returns tensors names their shapes, e.g.
+``(B, T)``, in its docstring or comments outside the solution, where students see them.
 """
 
 from __future__ import annotations
@@ -237,3 +241,99 @@ def check_notebook(nb_or_path) -> NotebookSpec:
         label = str(spec.path) if spec.path else "notebook"
         raise ContractError(f"{label} breaks the grading contract:\n  - " + "\n  - ".join(problems))
     return spec
+
+
+# ----------------------------------------------------------------------------- lesson style (course lint)
+# Shape comments use the letters each notebook's introduction defines: B batch, T time, W window,
+# E embedding, H hidden, V vocabulary; digits and arithmetic are fine: (B, T), (B,), (1, V), (B, T, W*E).
+_SHAPE_DIM = r"(?:\d+|[BTWEHV])(?:\s*[*+-]\s*(?:\d+|[BTWEHV]))*"
+SHAPE_RE = re.compile(rf"\(\s*{_SHAPE_DIM}\s*(?:,\s*{_SHAPE_DIM}\s*)*,?\s*\)")
+_TENSOR_WORD = re.compile(r"\btensors?\b", re.I)
+
+
+def has_shape_comment(text: str) -> bool:
+    """Whether ``text`` names a tensor shape in the course's letters, e.g. ``(B, T)`` or ``(B, T, V)``."""
+    return any(re.search(r"[BTWEHV]", m.group()) for m in SHAPE_RE.finditer(text))
+
+
+def _solution_lines(source: str) -> set[int]:
+    """1-based line numbers between (and including) ``### BEGIN SOLUTION`` and ``### END SOLUTION``."""
+    inside, lines = False, set()
+    for n, line in enumerate(source.splitlines(), start=1):
+        if line.strip() == BEGIN_SOLUTION:
+            inside = True
+        if inside:
+            lines.add(n)
+        if line.strip() == END_SOLUTION:
+            inside = False
+    return lines
+
+
+def _takes_tensors(fn: ast.AST) -> bool:
+    """A function or method that takes or returns tensors: a Tensor annotation, a ``forward``, a
+    docstring that speaks of tensors, or a body that calls torch."""
+    args = fn.args
+    annotations = [a.annotation for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+                   if a is not None and a.annotation is not None] + ([fn.returns] if fn.returns else [])
+    if any("Tensor" in ast.unparse(a) for a in annotations) or fn.name == "forward":
+        return True
+    if _TENSOR_WORD.search(ast.get_docstring(fn) or ""):
+        return True
+    return any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("torch", "F")
+               for n in ast.walk(fn))
+
+
+def shape_comment_problems(nb_or_path) -> list[str]:
+    """Functions and methods of solution cells that take or return tensors but name no shapes.
+
+    A shape (``(B, T)``, see :data:`SHAPE_RE`) must appear in the function's docstring or comments,
+    in the part students see: outside ``### BEGIN SOLUTION`` / ``### END SOLUTION``, which the
+    release replaces (a helper written entirely inside the solution may carry it there).
+    """
+    import io
+    import tokenize
+
+    nb = nbformat.read(Path(nb_or_path), as_version=4) if isinstance(nb_or_path, (str, Path)) else nb_or_path
+    problems = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader") or {}
+        if cell.cell_type != "code" or not meta.get("solution") or meta.get("grade"):
+            continue
+        source = cell.source
+        try:
+            tree = ast.parse(source)
+            tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        except (SyntaxError, tokenize.TokenError):
+            continue  # check_notebook reports cells that do not parse
+        hidden = _solution_lines(source)
+        comments = [(t.start[0], t.string) for t in tokens if t.type == tokenize.COMMENT]
+        docstrings = []  # (first line, last line, text)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
+                first = node.body[0]
+                if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                        and isinstance(first.value.value, str)):
+                    docstrings.append((first.lineno, first.end_lineno, first.value.value))
+        for parent in ast.walk(tree):
+            for fn in ast.iter_child_nodes(parent):
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not _takes_tensors(fn):
+                    continue
+                span = range(fn.lineno, fn.end_lineno + 1)
+                visible = (lambda n: True) if fn.lineno in hidden else (lambda n: n not in hidden)
+                texts = [text for n, text in comments if n in span and visible(n)]
+                texts += [text for a, b, text in docstrings if a in span and b in span and visible(a)]
+                if not any(has_shape_comment(t) for t in texts):
+                    name = f"{parent.name}.{fn.name}" if isinstance(parent, ast.ClassDef) else fn.name
+                    problems.append(
+                        f"{meta.get('grade_id', '?')}: {name} (line {fn.lineno}) takes or returns tensors but its "
+                        "docstring and comments name no shapes where students see them (outside the solution): "
+                        "add e.g. `(B, T)` with B batch, T time, W window, E embedding, H hidden, V vocabulary")
+    return problems
+
+
+def check_shape_comments(nb_or_path) -> None:
+    """``course lint``'s lesson rule (see :func:`shape_comment_problems`); raises :class:`ContractError`."""
+    problems = shape_comment_problems(nb_or_path)
+    if problems:
+        label = str(nb_or_path) if isinstance(nb_or_path, (str, Path)) else "notebook"
+        raise ContractError(f"{label} has functions without shape comments:\n  - " + "\n  - ".join(problems))

@@ -57,10 +57,31 @@
 # **Shapes.** Comments and docstrings name tensor dimensions with letters: `B` batch,
 # `T` time (sequence length), `W` window, `E` embedding size, `H` hidden size, `V` vocabulary size.
 
-# %% [markdown]
-# > **Colab setup (placeholder).** A cell that installs `course_lib` when the notebook runs on
-# > Google Colab will be added here. Locally, install the course package once
-# > (`pip install -e .` in the repository) and skip this note.
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Setup (read-only, the same in every notebook). Where the course library is missing (Colab), it
+# installs course_lib from the course repository (never PyTorch: use the one you have). Then it
+# fetches this assignment's data, picks the device (the GPU when there is one) and seeds everything.
+# Locally, with course_lib installed and the data cached, it installs and downloads nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("course_lib") is None:
+    if importlib.util.find_spec("torch") is None:
+        raise RuntimeError("PyTorch is not installed: install it first (https://pytorch.org), then run this cell again.")
+    _source = os.environ.get("COURSE_LIB_SOURCE") or "course-lib @ git+https://github.com/neural-lm-course/neural-lm-course@main"
+    print(f"installing course_lib: pip install {_source}")
+    _pip = subprocess.run([sys.executable, "-m", "pip", "install", _source],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if _pip.returncode:
+        raise RuntimeError(f"pip could not install course_lib:\n{_pip.stdout[-3000:]}")
+    print(*[line for line in _pip.stdout.splitlines() if line.startswith("Successfully")], sep="\n")
+    importlib.invalidate_caches()
+
+from course_lib.notebook import setup_notebook
+
+device = setup_notebook("rnn_lm", seed=282)
 
 # %%
 import math
@@ -71,12 +92,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_lib.device import describe_device, fast_mode, get_device, seed_everything
-
-device = get_device()  # cuda, then mps, then cpu
-seed_everything(282)
-print(f"device: {describe_device(device)}")
-print(f"fast mode (COURSE_FAST=1): {fast_mode()}")
+from course_lib.device import fast_mode
 
 
 # %% [markdown]
@@ -388,10 +404,10 @@ def make_lm_batch(sentences, vocab):
     ### BEGIN SOLUTION
     for b, words in enumerate(sentences):
         ids = [vocab[w] for w in words]
-        inp = [bos] + ids
-        tgt = ids + [eos]
-        inputs[b, : len(inp)] = torch.tensor(inp)
-        targets[b, : len(tgt)] = torch.tensor(tgt)
+        inp = [bos] + ids  # n + 1 ids: <s> w_1 ... w_n
+        tgt = ids + [eos]  # n + 1 ids: w_1 ... w_n </s>
+        inputs[b, : len(inp)] = torch.tensor(inp)  # row b of the (B, T) inputs; <pad> after it
+        targets[b, : len(tgt)] = torch.tensor(tgt)  # row b of the (B, T) targets
     mask = (targets != pad).long()  # (B, T)
     ### END SOLUTION
     return inputs, targets, mask
@@ -524,7 +540,7 @@ def masked_loss_matrix(losses, mask):
         (B, T) float tensor: losses where mask is 1, 0.0 where mask is 0.
     """
     ### BEGIN SOLUTION
-    return losses * mask.to(losses.dtype)
+    return losses * mask.to(losses.dtype)  # (B, T) * (B, T) -> (B, T)
     ### END SOLUTION
 
 
@@ -702,10 +718,10 @@ def sequence_perplexity(token_log_probs, mask):
         exp(-(1/N) * sum of log-probabilities of real tokens).
     """
     ### BEGIN SOLUTION
-    mask = mask.bool()
-    total = torch.where(mask, token_log_probs, torch.zeros_like(token_log_probs)).sum()
-    nll = -total / mask.sum()
-    return torch.exp(nll)
+    mask = mask.bool()  # (B, T)
+    total = torch.where(mask, token_log_probs, torch.zeros_like(token_log_probs)).sum()  # (B, T) -> 0-dim
+    nll = -total / mask.sum()  # 0-dim: mean negative log-probability over the N = mask.sum() real tokens
+    return torch.exp(nll)  # 0-dim
     ### END SOLUTION
 
 
@@ -837,7 +853,7 @@ grade("test_sequence_perplexity_chain_rule", run, check)
 
 # %% nbgrader={"grade": false, "grade_id": "FeedforwardLanguageModel", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class FeedforwardLanguageModel(nn.Module):
-    """Fixed-window feed-forward language model.
+    """Fixed-window feed-forward language model: token ids (B, T) -> next-token logits (B, T, V).
 
     The prediction at position t sees the W = window_size most recent inputs
     inputs[t-W+1], ..., inputs[t] (missing history at the start is <pad>).
@@ -847,10 +863,10 @@ class FeedforwardLanguageModel(nn.Module):
         super().__init__()
         self.window_size = window_size
         self.pad_id = pad_id
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.hidden = nn.Linear(window_size * embedding_size, hidden_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)  # (B, T, W) -> (B, T, W, E)
+        self.hidden = nn.Linear(window_size * embedding_size, hidden_size)  # (B, T, W*E) -> (B, T, H)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, vocab_size)
+        self.output = nn.Linear(hidden_size, vocab_size)  # (B, T, H) -> (B, T, V)
 
     def forward(self, inputs, lengths=None):
         """Next-token logits at every position.
@@ -1103,7 +1119,10 @@ grade("test_FeedforwardLanguageModel_values", run, check, forbid=["course_lib.la
 
 # %% nbgrader={"grade": false, "grade_id": "RNNLanguageModel", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class RNNLanguageModel(nn.Module):
-    """Recurrent (vanilla RNN or LSTM) language model over right-padded batches."""
+    """Recurrent (vanilla RNN or LSTM) language model over right-padded batches.
+
+    Token ids (B, T) and lengths (B,) -> next-token logits (B, T, V).
+    """
 
     def __init__(self, vocab_size, embedding_size, hidden_size, cell="rnn", pad_id=0, dropout=0.0, num_layers=1):
         super().__init__()
@@ -1111,11 +1130,11 @@ class RNNLanguageModel(nn.Module):
             raise ValueError(f"cell must be 'rnn' or 'lstm', got {cell!r}")
         self.cell = cell
         self.pad_id = pad_id
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)  # (B, T) -> (B, T, E)
         rnn_class = nn.RNN if cell == "rnn" else nn.LSTM
-        self.rnn = rnn_class(embedding_size, hidden_size, num_layers, batch_first=True)
+        self.rnn = rnn_class(embedding_size, hidden_size, num_layers, batch_first=True)  # (B, T, E) -> (B, T, H)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, vocab_size)
+        self.output = nn.Linear(hidden_size, vocab_size)  # (B, T, H) -> (B, T, V)
 
     def forward(self, inputs, lengths):
         """Next-token logits at every position.
@@ -1138,6 +1157,7 @@ class RNNLanguageModel(nn.Module):
         T = inputs.size(1)
         embedded = self.dropout(self.embedding(inputs))  # (B, T, E)
         lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()  # (B,) on the CPU, as packing requires
+        # packed: only the real steps, sum(lengths) of them, each (E,); packed_out: the same steps, each (H,)
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         packed_out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)  # (B, T, H)
@@ -1363,8 +1383,9 @@ def mask_loss(losses, mask):
         tokens divided by the number of real tokens, mask.sum().
     """
     ### BEGIN SOLUTION
+    # losses, mask: (B, T) -> a 0-dim tensor
     mask = mask.to(losses.dtype)
-    return (losses * mask).sum() / mask.sum()
+    return (losses * mask).sum() / mask.sum()  # 0-dim: sum over the real tokens / their number
     ### END SOLUTION
 
 
@@ -1450,6 +1471,18 @@ grade("test_mask_loss", run, check, forbid=["course_lib.layers"])
 # reproducible). It stops at `<eos>` or after `max_len` characters. The vocabulary is a
 # `course_lib.text.CharVocab`: `vocab.bos_id`, `vocab.eos_id`, `vocab.encode(text)` (a list of ids)
 # and `vocab.decode(ids)` (a string, special tokens dropped).
+#
+# **What the temperature does.** Dividing the logits by $T$ before the softmax sharpens the
+# distribution when $T < 1$ (sampling picks the most likely character more often, and the text gets
+# repetitive) and flattens it when $T > 1$ (rare characters come up more often, and the text gets
+# noisier); $T = 1$ samples from the model's own distribution. Below, five made-up scores for the
+# character after "th":
+
+# %%
+from course_lib.plot import plot_temperature
+
+plot_temperature([3.0, 1.5, 1.0, 0.2, -1.0], ["e", "a", "i", "r", "x"], temperatures=[0.5, 1.0, 2.0],
+                 title='softmax(logits / T) for the character after "th"')
 
 # %% nbgrader={"grade": false, "grade_id": "generate", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def generate(model, vocab, prefix="", max_len=200, temperature=1.0, generator=None):
@@ -1485,7 +1518,7 @@ def generate(model, vocab, prefix="", max_len=200, temperature=1.0, generator=No
     generated = []
     with torch.no_grad():
         start = torch.full((1, 1), vocab.bos_id, dtype=torch.long, device=device)  # (1, 1)
-        prefix_ids = torch.tensor(vocab.encode(prefix), dtype=torch.long, device=device).view(1, -1)
+        prefix_ids = torch.tensor(vocab.encode(prefix), dtype=torch.long, device=device).view(1, -1)  # (1, T-1)
         inputs = torch.cat([start, prefix_ids], dim=1)  # (1, T)
         for _ in range(max_len):
             lengths = torch.tensor([inputs.size(1)])  # (1,)
@@ -1849,9 +1882,10 @@ def train(config):
     """Train one configuration with your model, mask_loss and generate; returns a RunResult.
 
     The best model stays in memory (result.model) instead of being saved as a checkpoint file.
+    Progress bars show the epochs and the batches of the current epoch.
     """
     config = dataclasses.replace(config, save_dir="")
-    return rnn_lm.run(config, model_factory=make_model, loss_fn=mask_loss, generate_fn=generate, progress=False)
+    return rnn_lm.run(config, model_factory=make_model, loss_fn=mask_loss, generate_fn=generate, progress=True)
 
 
 HYPERPARAMETERS = ["model_type", "hidden_size", "embedding_size", "window_size", "batch_size",
