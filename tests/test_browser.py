@@ -185,6 +185,9 @@ def test_student_in_jupyterlab(name, spec, tmp_path):
                                    arg=len(nb.cells), timeout=90_000)
             view.wait_idle(90_000)
             view.shot(shots, "01-opened")
+            # A student's JupyterLab: nbgrader's instructor tools are hidden, its Validate button stays.
+            assert page.locator("text=Create Assignment").count() == 0
+            assert page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").count() == 0
 
             correct = view.index(grade=spec["correct"]["cell"])
             wrong = view.index(grade=spec["wrong"]["cell"])

@@ -32,6 +32,20 @@ def test_plots_show_inline_even_when_make_sets_agg(monkeypatch):
     assert lab_env()["MPLBACKEND"] == "module://my.backend"
 
 
+def test_students_do_not_get_nbgrader_instructor_tools(monkeypatch):
+    import json
+
+    from course_lib.grading.lab import STUDENT_CONFIG
+
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", "/my/config")
+    paths = lab_env()["JUPYTER_CONFIG_PATH"].split(os.pathsep)
+    assert paths == [str(STUDENT_CONFIG), "/my/config"]  # first, and the user's own config kept
+    disabled = json.loads((STUDENT_CONFIG / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    assert disabled["@jupyter/nbgrader:create-assignment"] and disabled["@jupyter/nbgrader:formgrader"]
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled
+    assert "JUPYTER_CONFIG_PATH" not in lab_env(student=False) or lab_env(student=False)["JUPYTER_CONFIG_PATH"] == "/my/config"
+
+
 def test_lab_folder_copies_the_release_once_and_keeps_the_students_work(toy_course, tmp_path):
     ws = Workspace(tmp_path / "ws")
     folder = tmp_path / "lab"

@@ -50,11 +50,20 @@ def lab_command(root: Path, port: int, token: str, *, open_browser: bool = False
     return cmd + list(extra or [])
 
 
-def lab_env(extra: dict | None = None) -> dict:
-    """The server's environment: plots inline (a headless ``MPLBACKEND=Agg``, as ``make`` sets, would hide them)."""
+#: Jupyter config for students: hides nbgrader's instructor tools (Create Assignment, Formgrader, the
+#: exchange's course and assignment lists) in JupyterLab; its Validate button stays.
+STUDENT_CONFIG = Path(__file__).with_name("student_jupyter")
+
+
+def lab_env(extra: dict | None = None, *, student: bool = True) -> dict:
+    """The server's environment: plots inline (a headless ``MPLBACKEND=Agg``, as ``make`` sets, would hide
+    them) and, for students, nbgrader's instructor extensions disabled (``JUPYTER_CONFIG_PATH``)."""
     env = {**os.environ, **(extra or {})}
     if env.get("MPLBACKEND", "").lower() == "agg":
         env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    if student:
+        paths = [str(STUDENT_CONFIG)] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(paths)
     return env
 
 
