@@ -10,9 +10,25 @@ the training loop accept either.
 - :class:`RNNLanguageModel`: an Elman RNN or LSTM language model over padded batches.
 - :func:`token_losses`, :func:`mask_loss`: per-token negative log-likelihoods and their masked mean.
 - :func:`generate`: sample text from a character language model.
+
+For the ``gpt_attention`` assignment (IFT6135 W2021 assignment 2; signatures and attribute names
+follow its ``lstm_solution.py``, ``gpt1_solution_template.py`` and ``utils/embeddings.py``). In this
+part the shape letters are: B batch, T time, E embedding size, V vocabulary, H number of heads,
+D head size (so the model width is H * D = E):
+
+- :class:`LSTM`: embedding -> ``nn.LSTM`` -> 2-layer MLP tied to the embedding, log-probabilities.
+- :class:`LayerNorm`: layer normalization from primitives (biased variance).
+- :class:`MultiHeadedAttention`: causal multi-head scaled dot-product attention, with
+  ``split_heads``/``merge_heads``/``get_attention_weights``/``apply_attention``;
+  :func:`attention_parameter_count` gives its number of parameters.
+- :class:`Block`, :class:`GPT1Embedding`, :class:`MiniGPT1`: a post-LayerNorm GPT-1 decoder.
+- :func:`sequence_nll_loss`: the handout's loss (each sequence's mean NLL over its real tokens,
+  averaged over the batch), used by ``LSTM.loss`` and ``MiniGPT1.loss``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +41,14 @@ __all__ = [
     "token_losses",
     "mask_loss",
     "generate",
+    "sequence_nll_loss",
+    "LSTM",
+    "LayerNorm",
+    "MultiHeadedAttention",
+    "attention_parameter_count",
+    "Block",
+    "GPT1Embedding",
+    "MiniGPT1",
 ]
 
 
@@ -174,3 +198,387 @@ def generate(
     finally:
         model.train(was_training)
     return prefix + vocab.decode(generated)
+
+
+# ===================================================================================================
+# gpt_attention (IFT6135 W2021 assignment 2): LSTM and mini GPT-1 language models.
+# Shape letters here: B batch, T time, E embedding size, V vocabulary size (N + 1: id 0 is padding),
+# H number of heads, D head size (H * D = E in MiniGPT1).
+
+#: Word-level WikiText-2: 33,278 distinct train tokens (ids 1..N) + padding (id 0); see course_lib.wikitext.
+WIKITEXT2_VOCABULARY_SIZE = 33_279
+
+
+def _init_embedding_(embedding: nn.Embedding, std: float = 0.02) -> None:
+    """GPT-1's N(0, 0.02) initialisation (the handout used pretrained GPT-1 embeddings instead);
+    the padding row, if any, stays zero."""
+    with torch.no_grad():
+        embedding.weight.normal_(0.0, std)
+        if embedding.padding_idx is not None:
+            embedding.weight[embedding.padding_idx].zero_()
+
+
+def sequence_nll_loss(log_probas: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The handout's loss: the mean over the batch of each sequence's mean NLL over its real tokens.
+
+    For sequence b with T_b = ``mask[b].sum()`` real tokens::
+
+        L_b = -(1 / T_b) * sum_t mask[b, t] * log_probas[b, t, targets[b, t]]
+        loss = (1 / B) * sum_b L_b
+
+    (Not the mean over all real tokens of the batch: a short sequence weighs as much as a long one.)
+
+    Args:
+        log_probas: ``(B, T, V)`` log-probabilities of the next token.
+        targets: ``(B, T)`` long, the next tokens (any valid id at padded positions, usually 0).
+        mask: ``(B, T)`` 1.0 at real tokens, 0.0 at padding. Every sequence needs at least one real
+            token (the datasets guarantee it); an all-zero row gives NaN, as in the formula.
+
+    Returns:
+        A 0-dim tensor.
+    """
+    nll = -log_probas.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    mask = mask.to(nll.dtype)
+    per_sequence = (nll * mask).sum(dim=1) / mask.sum(dim=1)  # (B,)
+    return per_sequence.mean()
+
+
+class LSTM(nn.Module):
+    """LSTM language model (handout Problem 1; ``lstm_solution.py``).
+
+    ``embedding`` (V, E) -> ``lstm`` (``num_layers`` layers, E -> hidden_size, batch-first) ->
+    ``classifier`` = Linear(hidden_size, E) -> ReLU -> Linear(E, V, bias=False) whose weight *is* the
+    embedding matrix (tied, as in GPT-1) -> log-softmax.
+
+    Args (same names and order as the original):
+        vocabulary_size: V = N + 1 (id 0 is padding; ``padding_idx=0``). Default: word-level
+            WikiText-2 (33,279); the handout's GPT-1 BPE vocabulary was 40,479.
+        embedding_size: E (768, GPT-1's).
+        hidden_size: the LSTM's hidden size (512).
+        num_layers: stacked LSTM layers (1).
+        learn_embeddings: train the (tied) embedding matrix. Default True here: the handout froze
+            pretrained GPT-1 embeddings (default False there), which word-level data cannot use; the
+            embedding is then initialised N(0, 0.02) like GPT-1's.
+        _embedding_weight: optional (V, E) initial embedding matrix (as in the original).
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int = WIKITEXT2_VOCABULARY_SIZE,
+        embedding_size: int = 768,
+        hidden_size: int = 512,
+        num_layers: int = 1,
+        learn_embeddings: bool = True,
+        _embedding_weight: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.vocabulary_size = vocabulary_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.learn_embeddings = learn_embeddings
+
+        self.embedding = nn.Embedding(vocabulary_size, embedding_size, padding_idx=0, _weight=_embedding_weight)
+        if _embedding_weight is None:
+            _init_embedding_(self.embedding)
+        self.lstm = nn.LSTM(embedding_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.classifier = nn.Sequential(
+            nn.Linear(hidden_size, embedding_size),
+            nn.ReLU(),
+            nn.Linear(embedding_size, vocabulary_size, bias=False),
+        )
+        # Tying classifier and embedding weights (similar to GPT-1): one Parameter, two uses.
+        self.classifier[2].weight = self.embedding.weight
+        self.embedding.requires_grad_(learn_embeddings)
+
+    def forward(
+        self, inputs: torch.Tensor, hidden_states: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Log-probabilities of the next token at every position, and the final LSTM state.
+
+        Args:
+            inputs: ``(B, T)`` long token ids in [0, V).
+            hidden_states: initial ``(h, c)``, each ``(num_layers, B, hidden_size)``; None means
+                zeros (:meth:`initial_states`).
+
+        Returns:
+            ``log_probas`` ``(B, T, V)``: ``log_probas[b, t, i] = log p(x_{t+1} = i | x_{0..t})``;
+            ``(h, c)``: the final state, each ``(num_layers, B, hidden_size)``.
+        """
+        embedded = self.embedding(inputs)  # (B, T, E)
+        outputs, states = self.lstm(embedded, hidden_states)  # (B, T, hidden_size)
+        logits = self.classifier(outputs)  # (B, T, V)
+        return F.log_softmax(logits, dim=-1), states
+
+    def loss(self, log_probas: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:func:`sequence_nll_loss`: log_probas (B, T, V), targets (B, T) long, mask (B, T) -> scalar."""
+        return sequence_nll_loss(log_probas, targets, mask)
+
+    def initial_states(self, batch_size: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero ``(h_0, c_0)``, each ``(num_layers, batch_size, hidden_size)`` (constants, not learned),
+        on ``device`` (default: the model's) with the model's dtype."""
+        param = next(self.parameters())
+        device = param.device if device is None else device
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        return (
+            torch.zeros(shape, dtype=param.dtype, device=device),
+            torch.zeros(shape, dtype=param.dtype, device=device),
+        )
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization over the last dimension, from primitives (no ``torch.layer_norm``).
+
+    ``(x - E[x]) / sqrt(Var[x] + eps) * weight + bias`` with the *biased* variance
+    (``mean((x - E[x])**2)``, i.e. dividing by n, not n - 1). ``weight`` starts at ones, ``bias`` at
+    zeros (``reset_parameters``), as in ``gpt1_solution_template.py``.
+    """
+
+    def __init__(self, hidden_size: int, eps: float = 1e-5):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(hidden_size))
+        self.bias = nn.Parameter(torch.empty(hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` ``(*dims, hidden_size)`` -> the same shape, normalized over the last dimension."""
+        mean = inputs.mean(dim=-1, keepdim=True)  # (*dims, 1)
+        centered = inputs - mean
+        variance = (centered * centered).mean(dim=-1, keepdim=True)  # biased: / n
+        return centered / torch.sqrt(variance + self.eps) * self.weight + self.bias
+
+
+def attention_parameter_count(num_heads: int, head_size: int) -> int:
+    """Learnable parameters of :class:`MultiHeadedAttention`: four (H*D x H*D) weight matrices
+    (queries, keys, values, output) and their four biases: ``4 (H D)^2 + 4 H D``."""
+    width = num_heads * head_size
+    return 4 * width * width + 4 * width
+
+
+class MultiHeadedAttention(nn.Module):
+    """Causal multi-head scaled dot-product self-attention (``gpt1_solution_template.py``).
+
+    For hidden states X ``(B, T, H*D)``: ``Q = X W_Q + b_Q``, ``K = X W_K + b_K``, ``V = X W_V + b_V``
+    (``q_proj``, ``k_proj``, ``v_proj``), each head attends causally with
+    ``softmax(q k^T / sqrt(D))``, the heads are concatenated and projected by ``out_proj``
+    (``W_O``, ``b_O``). Head h owns the features ``h*D .. (h+1)*D - 1`` (the layout of
+    ``nn.MultiheadAttention``). Parameters: :func:`attention_parameter_count`.
+
+    Args: ``head_size`` D, ``num_heads`` H, ``sequence_length`` (the maximal T; any T works).
+    """
+
+    def __init__(self, head_size: int, num_heads: int, sequence_length: int):
+        super().__init__()
+        self.head_size = head_size
+        self.num_heads = num_heads
+        self.sequence_length = sequence_length
+        width = num_heads * head_size
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
+        self.out_proj = nn.Linear(width, width)
+
+    def get_attention_weights(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Causal attention weights of every head.
+
+        ``x = q k^T / sqrt(D)``, then the handout's masked softmax: with ``s[t, tau] = 1`` if
+        ``tau <= t`` else 0, ``softmax(x * s - 1e4 * (1 - s))`` over the last dimension.
+
+        Args:
+            queries: ``(B, H, T, D)``.
+            keys: ``(B, H, T, D)``.
+
+        Returns:
+            ``(B, H, T, T)``: ``weights[b, h, t, tau]`` is how much position t attends to tau; rows sum
+            to 1 and ``weights[..., t, tau] == 0`` for ``tau > t``.
+        """
+        T, S = queries.size(-2), keys.size(-2)
+        scores = queries @ keys.transpose(-2, -1) / math.sqrt(queries.size(-1))  # (B, H, T, S)
+        s = torch.ones(T, S, dtype=scores.dtype, device=scores.device).tril()  # (T, S), 1 where tau <= t
+        scores = scores * s - 1e4 * (1.0 - s)
+        return torch.softmax(scores, dim=-1)
+
+    def apply_attention(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Attended values of all heads, concatenated.
+
+        Args:
+            queries, keys, values: ``(B, H, T, D)`` each.
+
+        Returns:
+            ``(B, T, H*D)``: ``merge_heads(weights @ values)``.
+        """
+        weights = self.get_attention_weights(queries, keys)  # (B, H, T, T)
+        return self.merge_heads(weights @ values)  # (B, H, T, D) -> (B, T, H*D)
+
+    def split_heads(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H*dim)`` -> ``(B, H, T, dim)`` (any ``dim``): ``y[b, h, t, d] = x[b, t, h*dim + d]``.
+
+        Only a reshape and a transpose; the exact inverse of :meth:`merge_heads`.
+        """
+        B, T, width = tensor.shape
+        if width % self.num_heads:
+            raise ValueError(f"the last dimension ({width}) is not a multiple of num_heads ({self.num_heads})")
+        return tensor.view(B, T, self.num_heads, width // self.num_heads).transpose(1, 2)
+
+    def merge_heads(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``(B, H, T, dim)`` -> ``(B, T, H*dim)``: ``x[b, t, h*dim + d] = y[b, h, t, d]``.
+
+        Only a transpose and a reshape; the exact inverse of :meth:`split_heads`.
+        """
+        B, H, T, dim = tensor.shape
+        return tensor.transpose(1, 2).reshape(B, T, H * dim)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``hidden_states`` ``(B, T, H*D)`` -> ``(B, T, H*D)``: causal multi-head self-attention."""
+        queries = self.split_heads(self.q_proj(hidden_states))  # (B, H, T, D)
+        keys = self.split_heads(self.k_proj(hidden_states))
+        values = self.split_heads(self.v_proj(hidden_states))
+        attended = self.apply_attention(queries, keys, values)  # (B, T, H*D)
+        return self.out_proj(attended)
+
+
+class Block(nn.Module):
+    """A GPT-1 decoder layer (``gpt1_solution_template.py``, provided code), post-LayerNorm::
+
+        a = norm1(attention(x) + x)
+        y = norm2(mlp(a) + a),   mlp = Linear(H*D, mlp_hidden_size) -> GELU -> Linear(mlp_hidden_size, H*D)
+
+    ``forward``: ``(B, T, H*D)`` -> ``(B, T, H*D)``.
+    """
+
+    def __init__(self, head_size: int, mlp_hidden_size: int, num_heads: int, sequence_length: int):
+        super().__init__()
+        self.head_size = head_size
+        self.mlp_hidden_size = mlp_hidden_size
+        self.num_heads = num_heads
+        self.sequence_length = sequence_length
+        self.hidden_size = num_heads * head_size
+
+        self.attention = MultiHeadedAttention(head_size, num_heads, sequence_length)
+        self.norm1 = LayerNorm(self.hidden_size)
+        self.mlp = nn.Sequential(
+            nn.Linear(self.hidden_size, mlp_hidden_size),
+            nn.GELU(),
+            nn.Linear(mlp_hidden_size, self.hidden_size),
+        )
+        self.norm2 = LayerNorm(self.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        attention_outputs = self.attention(hidden_states)
+        attention_outputs = self.norm1(attention_outputs + hidden_states)
+        outputs = self.mlp(attention_outputs)
+        return self.norm2(outputs + attention_outputs)
+
+
+class GPT1Embedding(nn.Module):
+    """Token embedding (``tokens``, V x E, ``padding_idx=0``) plus learned positional embedding
+    (``position``, sequence_length x E), as in ``utils/embeddings.py``."""
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        embedding_size: int,
+        sequence_length: int,
+        _tokens_embedding_weight: torch.Tensor | None = None,
+        _positional_embedding_weight: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.vocabulary_size = vocabulary_size
+        self.embedding_size = embedding_size
+        self.sequence_length = sequence_length
+        self.tokens = nn.Embedding(vocabulary_size, embedding_size, padding_idx=0, _weight=_tokens_embedding_weight)
+        self.position = nn.Embedding(sequence_length, embedding_size, _weight=_positional_embedding_weight)
+        if _tokens_embedding_weight is None:
+            _init_embedding_(self.tokens)
+        if _positional_embedding_weight is None:
+            _init_embedding_(self.position)
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``tokens`` ``(B, T)`` in [0, V) and ``positions`` ``(B, T)`` in [0, sequence_length) ->
+        ``(B, T, E)``: ``tokens_embedding[tokens] + position_embedding[positions]``.
+
+        Raises RuntimeError for a position or token id out of range (as the original does).
+        """
+        if torch.any(positions >= self.sequence_length):
+            raise RuntimeError("Some position indices are larger than the maximum sequence length.")
+        if torch.any(tokens >= self.vocabulary_size):
+            raise RuntimeError("Some tokens are larger than the size of the vocabulary.")
+        return self.tokens(tokens) + self.position(positions)
+
+
+class MiniGPT1(nn.Module):
+    """A small GPT-1 for causal language modelling (``gpt1_solution_template.py``).
+
+    ``embedding`` (:class:`GPT1Embedding`) -> ``layers`` (``num_layers`` :class:`Block` with
+    ``head_size = embedding_size // num_heads`` and an MLP of ``4 * embedding_size``) ->
+    ``classifier`` = Linear(E, V, bias=False) whose weight *is* ``embedding.tokens.weight`` (tied)
+    -> log-softmax.
+
+    Args (same names and order as the original): ``vocabulary_size`` (default 33,279, word-level
+    WikiText-2; the handout's was 40,479), ``embedding_size`` (768), ``sequence_length`` (256, the
+    number of learned positions), ``num_heads`` (12), ``num_layers`` (4), ``learn_embeddings``
+    (default True here, False in the handout, which froze pretrained GPT-1 token *and* positional
+    embeddings), ``_tokens_embedding_weight``, ``_positional_embedding_weight``.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int = WIKITEXT2_VOCABULARY_SIZE,
+        embedding_size: int = 768,
+        sequence_length: int = 256,
+        num_heads: int = 12,
+        num_layers: int = 4,
+        learn_embeddings: bool = True,
+        _tokens_embedding_weight: torch.Tensor | None = None,
+        _positional_embedding_weight: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        if embedding_size % num_heads:
+            raise ValueError(f"embedding_size ({embedding_size}) must be a multiple of num_heads ({num_heads})")
+        self.vocabulary_size = vocabulary_size
+        self.embedding_size = embedding_size
+        self.sequence_length = sequence_length
+        self.num_heads = num_heads
+        self.num_layers = num_layers
+        self.learn_embeddings = learn_embeddings
+        self.head_size = embedding_size // num_heads
+
+        self.embedding = GPT1Embedding(
+            vocabulary_size,
+            embedding_size,
+            sequence_length,
+            _tokens_embedding_weight=_tokens_embedding_weight,
+            _positional_embedding_weight=_positional_embedding_weight,
+        )
+        self.layers = nn.ModuleList(
+            [Block(self.head_size, 4 * embedding_size, num_heads, sequence_length) for _ in range(num_layers)]
+        )
+        self.classifier = nn.Linear(embedding_size, vocabulary_size, bias=False)
+        # Tying classifier and embedding weights: one Parameter, two uses.
+        self.classifier.weight = self.embedding.tokens.weight
+        self.embedding.requires_grad_(learn_embeddings)
+
+    def get_embeddings(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` ``(B, T)`` (T <= sequence_length) -> ``(B, T, E)`` token + position embeddings,
+        with positions ``0 .. T-1`` for every sequence."""
+        B, T = inputs.shape
+        positions = torch.arange(T, device=inputs.device).unsqueeze(0).expand(B, T)  # (B, T)
+        return self.embedding(inputs, positions)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` ``(B, T)`` long -> ``log_probas`` ``(B, T, V)``, where
+        ``log_probas[b, t, i] = log p(x_{t+1} = i | x_{0..t})`` (causal: position t sees inputs 0..t)."""
+        hidden = self.get_embeddings(inputs)  # (B, T, E)
+        for layer in self.layers:
+            hidden = layer(hidden)  # (B, T, E)
+        return F.log_softmax(self.classifier(hidden), dim=-1)  # (B, T, V)
+
+    def loss(self, log_probas: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:func:`sequence_nll_loss`: log_probas (B, T, V), targets (B, T) long, mask (B, T) -> scalar."""
+        return sequence_nll_loss(log_probas, targets, mask)
