@@ -10,6 +10,8 @@ A *history* is a DataFrame with one row per epoch and the columns (extra columns
 ``dev_ppl``     development perplexity, ``exp(dev_loss)`` (computed if absent)
 =============  ==========================================================
 
+``valid_loss`` / ``valid_ppl`` are accepted as other names of ``dev_loss`` / ``dev_ppl``.
+
 >>> fig = plot_history(history, title="2-layer LSTM on PTB")
 >>> fig = plot_histories({"RNN": h_rnn, "LSTM": h_lstm}, metric="dev_ppl")
 
@@ -25,10 +27,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["plot_history", "plot_histories", "plot_temperature", "BEST_MARKER_GID", "CourseFigure"]
+__all__ = ["plot_history", "plot_histories", "plot_runs", "plot_temperature", "BEST_MARKER_GID", "CourseFigure",
+           "CAPTION_GID"]
 
 #: ``gid`` of the artists that mark the best development epoch (useful in tests).
 BEST_MARKER_GID = "best-dev-epoch"
+#: ``gid`` of a figure's caption text (:func:`plot_runs`).
+CAPTION_GID = "caption"
 
 _LABELS = {
     "loss": "cross-entropy loss (nats/token)",
@@ -70,6 +75,9 @@ def _as_frame(history) -> pd.DataFrame:
         raise ValueError("The history is empty: it needs one row per epoch.")
     if "epoch" not in df.columns:
         df["epoch"] = np.arange(1, len(df) + 1)
+    for kind in ("loss", "ppl"):  # "valid" is another name for the development split
+        if f"dev_{kind}" not in df.columns and f"valid_{kind}" in df.columns:
+            df[f"dev_{kind}"] = df[f"valid_{kind}"]
     for split in ("train", "dev"):
         loss, ppl = f"{split}_loss", f"{split}_ppl"
         if ppl not in df.columns and loss in df.columns:
@@ -210,6 +218,119 @@ def plot_histories(
     _integer_epochs(ax)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    return fig
+
+
+_X_AXES = {"epoch": "epoch", "seconds": "wall-clock time"}
+
+
+def _wall_clock(df: pd.DataFrame) -> np.ndarray:
+    """Cumulative seconds at the end of each epoch: ``wall_clock_seconds``, else the running sum of
+    ``epoch_seconds`` or ``seconds``."""
+    if "wall_clock_seconds" in df.columns:
+        return df["wall_clock_seconds"].astype(float).to_numpy()
+    for column in ("epoch_seconds", "seconds"):
+        if column in df.columns:
+            return df[column].astype(float).cumsum().to_numpy()
+    raise ValueError(
+        "x='seconds' needs a column wall_clock_seconds (cumulative), epoch_seconds or seconds; "
+        f"the history has {list(df.columns)}."
+    )
+
+
+def _time_unit(max_seconds: float) -> tuple[float, str]:
+    if max_seconds >= 3 * 3600:
+        return 3600.0, "h"
+    if max_seconds >= 180:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+def plot_runs(
+    histories: Mapping[str, pd.DataFrame],
+    *,
+    x: str = "epoch",
+    splits: Sequence[str] = ("train", "valid"),
+    title: str | None = None,
+    caption: str | None = None,
+    axes=None,
+):
+    """Learning curves of several runs: perplexity (log scale) against epochs or wall-clock time.
+
+    Args:
+        histories: ``{run label: history}``, one row per epoch with ``train_ppl`` and ``valid_ppl`` (or
+            ``dev_ppl``, or the matching ``*_loss``, from which the perplexity is computed); for wall-clock
+            time also ``wall_clock_seconds`` (cumulative) or ``epoch_seconds`` / ``seconds`` per epoch.
+        x: ``"epoch"``, ``"seconds"`` (cumulative wall-clock time; shown in s, min or h) or ``"both"``
+            (one row of panels for each).
+        splits: the panels of a row, ``"train"`` and/or ``"valid"`` (``"dev"`` is the same split).
+        title: the figure's title (suptitle).
+        caption: an explanatory caption written under the panels (a text artist with
+            ``gid == CAPTION_GID``; it is inside the saved image with ``bbox_inches="tight"``, which
+            Jupyter uses).
+        axes: Axes to draw into, one per panel (rows for ``x``, columns for ``splits``), or None.
+
+    Returns:
+        The figure. Every panel has a log-scale y axis, labelled axes, a title, a legend with one entry
+        per run, and on validation panels a star (gid ``BEST_MARKER_GID``) at each run's lowest perplexity.
+    """
+    import matplotlib.pyplot as plt
+
+    if not histories:
+        raise ValueError("histories is empty: pass {run label: history DataFrame}.")
+    xs = ["epoch", "seconds"] if x == "both" else [x]
+    for kind in xs:
+        if kind not in _X_AXES:
+            raise ValueError(f"x must be 'epoch', 'seconds' or 'both', got {x!r}")
+    splits = ["dev" if s in ("dev", "valid", "validation") else s for s in splits]
+    for split in splits:
+        if split not in ("train", "dev"):
+            raise ValueError(f"splits must be 'train' and/or 'valid', got {split!r}")
+    frames = {label: _as_frame(h) for label, h in histories.items()}
+    n_rows, n_cols = len(xs), len(splits)
+    if axes is None:
+        fig, grid = plt.subplots(n_rows, n_cols, figsize=(6.2 * n_cols, 4.3 * n_rows), squeeze=False,
+                                 constrained_layout=True, FigureClass=CourseFigure)
+    else:
+        flat = list(np.ravel(axes))
+        if len(flat) != n_rows * n_cols:
+            raise ValueError(f"axes must hold {n_rows * n_cols} Axes ({n_rows} x {n_cols}), got {len(flat)}")
+        grid = np.array(flat, dtype=object).reshape(n_rows, n_cols)
+        fig = flat[0].figure
+    colors = plt.get_cmap("tab20" if len(frames) > 10 else "tab10").colors
+    if x == "both" or "seconds" in xs:
+        max_seconds = max(float(np.nanmax(_wall_clock(df))) for df in frames.values())
+        scale, unit = _time_unit(max_seconds)
+    for row, kind in enumerate(xs):
+        for col, split in enumerate(splits):
+            ax = grid[row][col]
+            column = f"{split}_ppl"
+            for i, (label, df) in enumerate(frames.items()):
+                if column not in df.columns:
+                    wanted = "train_ppl (or train_loss)" if split == "train" else "valid_ppl or dev_ppl (or a *_loss)"
+                    raise ValueError(f"Run {label!r} has no {wanted}; it has {list(df.columns)}.")
+                xv = df["epoch"].to_numpy() if kind == "epoch" else _wall_clock(df) / scale
+                yv = df[column].astype(float).to_numpy()
+                color = colors[i % len(colors)]
+                ax.plot(xv, yv, marker="o", markersize=3, color=color, label=str(label))
+                if split == "dev":
+                    best = _best_row(df, column)
+                    if best is not None:
+                        j = df.index.get_loc(best)
+                        ax.scatter([xv[j]], [yv[j]], marker="*", s=120, color=color, zorder=5, gid=BEST_MARKER_GID)
+            name = "training" if split == "train" else "validation"
+            ax.set_yscale("log")
+            ax.set_xlabel("epoch" if kind == "epoch" else f"wall-clock time ({unit})")
+            ax.set_ylabel(f"{name} perplexity (log scale)")
+            ax.set_title(f"{name} perplexity vs {_X_AXES[kind]}")
+            if kind == "epoch":
+                _integer_epochs(ax)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize="small", ncol=2 if len(frames) > 6 else 1)
+    if title:
+        fig.suptitle(title)
+    if caption:
+        fig.text(0.5, 0.0, caption, ha="center", va="top", wrap=True, fontsize="small", gid=CAPTION_GID)
     return fig
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,42 +33,58 @@ def _frame(rows) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _bold_mask(df: pd.DataFrame, columns: list[str], *, ascending: bool, higher_is_better: set[str]) -> pd.DataFrame:
+def _bold_mask(df: pd.DataFrame, columns: list[str], *, maximise_by_default: bool, higher_is_better: set[str],
+               group_by: list[str] | None = None) -> pd.DataFrame:
     mask = pd.DataFrame(False, index=df.index, columns=df.columns)
     for column in columns:
         if column not in df.columns:
             raise KeyError(f"best_in_bold names {column!r}, which is not a column; columns: {list(df.columns)}.")
-        values = pd.to_numeric(df[column], errors="coerce")
-        if values.notna().sum() == 0:
-            continue
-        maximise = column in higher_is_better or not ascending
-        best = values.max() if maximise else values.min()
-        mask[column] = np.isclose(values.to_numpy(dtype=float), best, rtol=1e-12, atol=0.0) & values.notna().to_numpy()
+    if group_by:
+        key = group_by[0] if len(group_by) == 1 else group_by
+        groups = list(df.groupby(key, sort=False, observed=True, dropna=False).groups.values())
+    else:
+        groups = [df.index]
+    for column in columns:
+        maximise = column in higher_is_better or maximise_by_default
+        for index in groups:
+            values = pd.to_numeric(df.loc[index, column], errors="coerce")
+            if values.notna().sum() == 0:
+                continue
+            best = values.max() if maximise else values.min()
+            mask.loc[index, column] = (
+                np.isclose(values.to_numpy(dtype=float), best, rtol=1e-12, atol=0.0) & values.notna().to_numpy()
+            )
     return mask
 
 
 def results_table(
     rows,
     *,
-    sort_by: str,
-    ascending: bool = True,
+    sort_by: str | Sequence[str],
+    ascending: bool | Sequence[bool] = True,
     best_in_bold: list[str] | None = None,
     higher_is_better: list[str] | None = None,
     precision: int = 3,
     caption: str | None = None,
+    group_by: str | Sequence[str] | None = None,
 ):
     """A sorted results table with the best value of chosen columns in bold.
 
     Args:
         rows: a list of dicts (one per run/model) or a DataFrame.
-        sort_by: the column to sort by; the best row comes first. Ties keep the input order.
-        ascending: True when lower is better for ``sort_by`` (loss, perplexity), False when higher is better.
-        best_in_bold: columns whose best value(s) are bold; default ``[sort_by]``; ``[]`` for none. Ties are all
-            bold; NaN is ignored.
+        sort_by: the column to sort by (the best row comes first), or a list of columns sorted in turn
+            (e.g. ``["architecture", "layers", "optimizer"]``; an ordered ``pd.Categorical`` column sorts
+            in its categories' order). Ties keep the input order.
+        ascending: True when lower is better for ``sort_by`` (loss, perplexity), False when higher is better;
+            a list gives the direction of each ``sort_by`` column.
+        best_in_bold: columns whose best value(s) are bold; default ``[sort_by]`` for a single sort column,
+            none for a list; ``[]`` for none. Ties are all bold; NaN is ignored.
         higher_is_better: columns where the maximum is best. Any other bold column's best value follows
-            ``ascending`` (the minimum when ascending=True).
+            ``ascending`` (the minimum when ascending=True, and always the minimum when ``ascending`` is a list).
         precision: decimals shown for floats.
         caption: a table caption.
+        group_by: column(s) whose groups each get their own best value in bold (e.g. the best perplexity
+            per architecture); default: one best value over the whole table.
 
     Returns:
         A :class:`pandas.io.formats.style.Styler` whose ``.data`` is the sorted DataFrame (index 0..n-1, hidden
@@ -75,11 +92,30 @@ def results_table(
         :func:`to_markdown_table` turns it into Markdown with ``**bold**``.
     """
     df = _frame(rows)
-    if sort_by not in df.columns:
-        raise KeyError(f"sort_by={sort_by!r} is not a column; columns: {list(df.columns)}.")
-    df = df.sort_values(sort_by, ascending=ascending, kind="mergesort", na_position="last").reset_index(drop=True)
-    bold_columns = [sort_by] if best_in_bold is None else list(best_in_bold)
-    mask = _bold_mask(df, bold_columns, ascending=ascending, higher_is_better=set(higher_is_better or ()))
+    sort_columns = [sort_by] if isinstance(sort_by, str) else list(sort_by)
+    for column in sort_columns:
+        if column not in df.columns:
+            raise KeyError(f"sort_by={column!r} is not a column; columns: {list(df.columns)}.")
+    if isinstance(ascending, bool):
+        directions: bool | list[bool] = ascending
+    else:
+        directions = [bool(a) for a in ascending]
+        if len(directions) != len(sort_columns):
+            raise ValueError(f"ascending has {len(directions)} values for {len(sort_columns)} sort_by columns.")
+    df = df.sort_values(sort_columns if len(sort_columns) > 1 else sort_columns[0], ascending=directions,
+                        kind="mergesort", na_position="last").reset_index(drop=True)
+    if best_in_bold is None:
+        bold_columns = [sort_by] if isinstance(sort_by, str) else []
+    else:
+        bold_columns = list(best_in_bold)
+    groups = None
+    if group_by is not None:
+        groups = [group_by] if isinstance(group_by, str) else list(group_by)
+        for column in groups:
+            if column not in df.columns:
+                raise KeyError(f"group_by={column!r} is not a column; columns: {list(df.columns)}.")
+    mask = _bold_mask(df, bold_columns, maximise_by_default=isinstance(ascending, bool) and not ascending,
+                      higher_is_better=set(higher_is_better or ()), group_by=groups)
     css = pd.DataFrame(np.where(mask.to_numpy(), _BOLD_CSS, ""), index=df.index, columns=df.columns)
 
     styler = df.style.apply(lambda _: css, axis=None).format(precision=precision, na_rep="–").hide(axis="index")

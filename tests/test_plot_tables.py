@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib.plot import BEST_MARKER_GID, plot_histories, plot_history  # noqa: E402
+from course_lib.plot import BEST_MARKER_GID, CAPTION_GID, plot_histories, plot_history, plot_runs  # noqa: E402
 from course_lib.tables import results_table, to_markdown_table  # noqa: E402
 
 
@@ -194,6 +194,124 @@ def test_results_table_accepts_dataframe_and_checks_columns():
         results_table(ROWS, sort_by="dev_loss")
     with pytest.raises(KeyError, match="bleu"):
         results_table(ROWS, sort_by="dev_ppl", best_in_bold=["bleu"])
+
+
+def test_results_table_sorts_by_several_columns_in_category_order():
+    rows = pd.DataFrame({
+        "arch": ["GPT", "LSTM", "GPT", "LSTM", "LSTM"],
+        "layers": [1, 2, 1, 1, 1],
+        "opt": ["SGD", "AdamW", "Adam", "SGD", "Adam"],
+        "ppl": [1500.0, 139.6, 146.9, 2173.8, 146.3],
+    })
+    rows["arch"] = pd.Categorical(rows["arch"], categories=["LSTM", "GPT"], ordered=True)
+    rows["opt"] = pd.Categorical(rows["opt"], categories=["Adam", "AdamW", "SGD"], ordered=True)
+    styler = results_table(rows, sort_by=["arch", "layers", "opt"])
+    df = styler.data
+    assert list(zip(df["arch"], df["layers"], df["opt"])) == [
+        ("LSTM", 1, "Adam"), ("LSTM", 1, "SGD"), ("LSTM", 2, "AdamW"), ("GPT", 1, "Adam"), ("GPT", 1, "SGD")]
+    assert bold_cells(styler) == set()  # a list of sort columns bolds nothing by default
+    desc = results_table(rows, sort_by=["arch", "ppl"], ascending=[True, False]).data
+    assert list(desc["ppl"]) == [2173.8, 146.3, 139.6, 1500.0, 146.9]
+    with pytest.raises(ValueError, match="ascending"):
+        results_table(rows, sort_by=["arch", "ppl"], ascending=[True])
+    with pytest.raises(KeyError, match="nope"):
+        results_table(rows, sort_by=["arch", "nope"])
+
+
+def test_results_table_bolds_the_best_of_each_group():
+    rows = [
+        {"arch": "LSTM", "opt": "Adam", "ppl": 146.3, "tok_s": 10.0},
+        {"arch": "LSTM", "opt": "AdamW", "ppl": 139.6, "tok_s": 12.0},
+        {"arch": "GPT", "opt": "Adam", "ppl": 146.9, "tok_s": 30.0},
+        {"arch": "GPT", "opt": "SGD", "ppl": 1497.8, "tok_s": 30.0},
+        {"arch": "RNN", "opt": "SGD", "ppl": float("nan"), "tok_s": 5.0},
+    ]
+    styler = results_table(rows, sort_by="ppl", best_in_bold=["ppl", "tok_s"], higher_is_better=["tok_s"],
+                           group_by="arch")
+    df = styler.data
+    col = {name: i for i, name in enumerate(df.columns)}
+    best = {(df.loc[r, "arch"], df.columns[c]) for r, c in bold_cells(styler)}
+    assert best == {("LSTM", "ppl"), ("GPT", "ppl"), ("LSTM", "tok_s"), ("GPT", "tok_s"), ("RNN", "tok_s")}
+    gpt_ties = [r for r, c in bold_cells(styler) if c == col["tok_s"] and df.loc[r, "arch"] == "GPT"]
+    assert len(gpt_ties) == 2  # ties within a group are all bold
+    md = to_markdown_table(styler, precision=1)
+    assert "**139.6**" in md and "**146.9**" in md and "**146.3**" not in md
+    two_keys = results_table(rows, sort_by="ppl", group_by=["arch", "opt"])
+    assert len(bold_cells(two_keys)) == 4  # every (arch, opt) group has one row; NaN never bold
+    with pytest.raises(KeyError, match="family"):
+        results_table(rows, sort_by="ppl", group_by="family")
+
+
+# ---------------------------------------------------------------------------------------------------
+# plot_runs
+
+
+def run_history(valid, seconds=30.0, names=("train_ppl", "valid_ppl")):
+    valid = np.asarray(valid, dtype=float)
+    df = pd.DataFrame({"epoch": np.arange(1, len(valid) + 1), names[0]: valid * 0.8, names[1]: valid})
+    df["epoch_seconds"] = seconds
+    return df
+
+
+def test_plot_runs_against_epochs():
+    runs = {"LSTM": run_history([300, 200, 150, 160]), "GPT": run_history([330, 170, 150, 149])}
+    fig = plot_runs(runs, x="epoch", caption="Figure 1: learning curves.", title="Problem 3")
+    train_ax, valid_ax = fig.axes
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "epoch" and ax.get_yscale() == "log"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["LSTM", "GPT"]
+    assert train_ax.get_ylabel() == "training perplexity (log scale)"
+    assert valid_ax.get_ylabel() == "validation perplexity (log scale)"
+    assert "vs epoch" in valid_ax.get_title()
+    stars = best_markers(valid_ax)
+    assert sorted(int(s.get_offsets()[0][0]) for s in stars) == [3, 4] and not best_markers(train_ax)
+    np.testing.assert_allclose(valid_ax.get_lines()[0].get_ydata(), [300, 200, 150, 160])
+    caption = [t for t in fig.texts if t.get_gid() == CAPTION_GID]
+    assert [t.get_text() for t in caption] == ["Figure 1: learning curves."]
+    assert fig._suptitle.get_text() == "Problem 3"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")  # the caption is inside the saved image
+
+
+def test_plot_runs_against_wall_clock_time_units_and_aliases():
+    runs = {"a": run_history([10, 8], seconds=120.0), "b": run_history([12, 9], seconds=100.0, names=("train_ppl", "dev_ppl"))}
+    fig = plot_runs(runs, x="seconds", splits=("valid",))
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "wall-clock time (min)"  # 240 s -> minutes
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [2.0, 4.0])  # cumulative
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [12, 9])  # dev_ppl is the validation split
+    cumulative = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0], "wall_clock_seconds": [5.0, 9.0]})
+    fig = plot_runs({"c": cumulative}, x="both", splits=("train",))
+    top, bottom = fig.axes
+    assert top.get_xlabel() == "epoch" and bottom.get_xlabel() == "wall-clock time (s)"
+    np.testing.assert_allclose(bottom.get_lines()[0].get_xdata(), [5.0, 9.0])
+    np.testing.assert_allclose(top.get_lines()[0].get_ydata(), np.exp([2.0, 1.0]))
+    fig, axes = plt.subplots(1, 2)
+    assert plot_runs(runs, axes=axes) is fig
+
+
+def test_plot_runs_rejects_bad_input():
+    with pytest.raises(ValueError, match="empty"):
+        plot_runs({})
+    with pytest.raises(ValueError, match="x must be"):
+        plot_runs({"a": run_history([3, 2])}, x="steps")
+    with pytest.raises(ValueError, match="splits"):
+        plot_runs({"a": run_history([3, 2])}, splits=("test",))
+    with pytest.raises(ValueError, match="wall_clock_seconds"):
+        plot_runs({"a": pd.DataFrame({"train_ppl": [3.0, 2.0]})}, x="seconds", splits=("train",))
+    with pytest.raises(ValueError, match="valid_ppl"):
+        plot_runs({"a": pd.DataFrame({"train_ppl": [3.0, 2.0]})})
+    with pytest.raises(ValueError, match="4 Axes"):
+        plot_runs({"a": run_history([3, 2])}, x="both", axes=plt.subplots(1, 2)[1])
+
+
+def test_plot_history_accepts_valid_as_the_dev_split():
+    df = run_history([300, 200, 250])
+    df["train_loss"], df["valid_loss"] = np.log(df["train_ppl"]), np.log(df["valid_ppl"])
+    fig = plot_history(df)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][:2] == ["train", "dev"]
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]  # the perplexity panel
+    assert labels[:2] == ["train", "dev"] and labels[2].startswith("best dev: epoch 2")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,1354 @@
+"""Train the 12 LSTM / GPT configurations of the ``gpt_attention`` assignment on WikiText-2 (Problem 3).
+
+This is the handout's ``run_exp.py``: the 12 experiment configurations at its top, numbered as
+there, each trained for 10 epochs, with per-epoch train and validation perplexity, wall-clock time,
+peak memory and throughput logged so that the learning curves and the results table of Problem 3
+can be drawn from the logs. The command line and the notebook share it::
+
+    python -m course_lib.runners.gpt_attention --list              # the 12 configurations, and which are done
+    python -m course_lib.runners.gpt_attention --config 5          # one (GPT-Adam-1L)
+    python -m course_lib.runners.gpt_attention --all               # all 12, skipping finished ones
+    python -m course_lib.runners.gpt_attention --all --fast        # seconds, on a CPU (a check, not results)
+    python -m course_lib.runners.gpt_attention --record data/results/gpt_attention.json   # pack the 12 logs
+
+    from course_lib.runners import gpt_attention as ga
+    result = ga.run(5, model_factory=ga.model_factory_from(lstm=LSTM, gpt=MiniGPT1))
+    result.history, result.best_valid_ppl, result.best_epoch
+    results = {n: ga.run(n, model_factory=...) for n in ga.CONFIGS}
+    ga.plot_results(results, x="both");  ga.results_table(results)
+
+**The 12 configurations** (``CONFIGS``), as at the top of the original ``run_exp.py``:
+
+==  ================  ======  ======  =========
+#   name              model   layers  optimizer
+==  ================  ======  ======  =========
+1   LSTM-Adam-1L      lstm    1       adam
+2   LSTM-AdamW-1L     lstm    1       adamw
+3   LSTM-SGD-1L       lstm    1       sgd
+4   LSTM-Momentum-1L  lstm    1       momentum
+5   GPT-Adam-1L       gpt1    1       adam
+6   GPT-AdamW-1L      gpt1    1       adamw
+7   GPT-SGD-1L        gpt1    1       sgd
+8   GPT-Momentum-1L   gpt1    1       momentum
+9   LSTM-AdamW-2L     lstm    2       adamw
+10  LSTM-AdamW-4L     lstm    4       adamw
+11  GPT-AdamW-2L      gpt1    2       adamw
+12  GPT-AdamW-4L      gpt1    4       adamw
+==  ================  ======  ======  =========
+
+**Hyperparameters and where they come from.** The configuration table and the shared defaults
+are those of the course's original ``run_exp.py`` (IFT6135-H2021 assignment 2; its ``Arguments``
+dataclass and ``configs`` dict, found in public copies of the script): batch size 16, 10 epochs,
+``lr=1e-3`` for every optimizer, ``momentum=0.9`` (the ``momentum`` optimizer is SGD with
+momentum), ``weight_decay=5e-4`` for AdamW, SGD and SGD+momentum (plain Adam gets no weight decay,
+as there), seed 42, 2 DataLoader workers. Model sizes are those of the original's
+``load_embeddings_from`` calls: LSTM hidden size 512, GPT 12 heads, embedding size 768 (GPT-1's),
+sequences of 256 tokens; with frozen embeddings they give the learnable parameter counts quoted with
+the handout (3,019,520 for the 1-layer LSTM, 7,087,872 for the 1-layer GPT). No learning-rate
+schedule and no gradient clipping, as in the original. One forced change: the handout's data was
+WikiText-2 in GPT-1's BPE vocabulary with GPT-1's pretrained, frozen embeddings, which cannot be
+rebuilt offline; here the data is word-level WikiText-2 (:mod:`course_lib.wikitext`, vocabulary
+33,279 with padding) and the reference models learn their (tied) embeddings
+(``learn_embeddings=True``): 28.6M trainable parameters for the 1-layer LSTM and 32.8M for the
+1-layer GPT (25.6M of them the 33,279 x 768 embedding), so they use more memory than the handout's
+runs.
+
+Differences from the original, on purpose:
+
+- Perplexity is ``exp`` of the mean per-token NLL over *all* real tokens of the split (the formula
+  of Problem 3): summed NLL over summed mask, not the exponentiated mean of per-batch losses.
+  Training perplexity is measured during the epoch (the model changes as it goes, dropout on).
+- Speed on a GPU: bf16 autocast (``amp``), fused Adam/AdamW/SGD kernels, pinned memory and
+  non-blocking copies, no per-step host syncs; ``compile=True`` (``--compile``) adds torch.compile.
+  On a CPU the same code runs in fp32.
+- Logs that survive interruption (see *Logs*), and memory and throughput measured by the runner.
+
+**Logs.** Each run has a folder ``<log_dir>/<NN>-<name>/`` (``<log_dir>/fast/...`` in fast mode)
+holding ``meta.json`` (configuration, sizes, machine), ``epochs.jsonl`` (one JSON line per finished
+epoch: ``train_ppl``, ``valid_ppl``, their per-token losses, ``epoch_seconds``,
+``wall_clock_seconds`` (cumulative), ``tokens_per_second``, ``peak_memory_mib`` with its
+``memory_kind``, ...; rewritten atomically) and ``checkpoint.pt`` (model, optimizer, RNG states,
+epoch and history; written atomically after every epoch). Running a configuration again resumes
+from its last finished epoch (the result is the same as an uninterrupted run's) and a finished run
+is not trained again: its log is read back. If the model's code or the configuration changed, the
+old folder is moved aside (``...replaced-<time>``) and the run starts over. The default log folder
+is ``$COURSE_RUNS_DIR/gpt_attention`` if that variable is set, else the user cache
+(``platformdirs.user_cache_dir("course_lib")/runs/gpt_attention``); ``--log-dir`` changes it.
+
+**Memory** (question 7): on CUDA, ``torch.cuda.max_memory_allocated`` over each epoch (the peak
+statistics are reset at the start of every epoch; ``memory_kind="cuda_max_allocated"``; the
+allocator's reserved peak, closer to what ``nvidia-smi`` shows, is kept as ``cuda_max_reserved_mib``);
+on a CPU, the process's resident set size at the end of the epoch (``memory_kind="cpu_rss"``). The
+steady-state value of a run is the largest over its epochs after the first.
+
+**Fast mode** (``--fast`` or ``COURSE_FAST=1``): every configuration keeps its architecture (model
+class, number of layers, optimizer and all its settings, the full vocabulary) but runs 2 epochs on
+the first 16 training and 8 validation windows of 32 tokens, in batches of 4 (8 optimizer steps per
+run, 96 for all 12), with embedding and hidden sizes 64 and 4 heads: about a second per run on one
+CPU thread. At the handout's sizes one training step takes about 21 s (LSTM) to 25 s (GPT) for a
+16 x 256 batch on one CPU thread, and still about 1.1 s for a 4 x 32 batch (the 768-wide embedding
+and output layer over a 33k-word vocabulary dominate; at most about 200 tokens/s, against 0.1 s per
+step at the fast sizes), so shrinking the data alone does not give a check that takes seconds.
+Fast runs are logged under ``<log_dir>/fast/`` and can never be recorded as results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import inspect
+import json
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..device import describe_device, fast_mode, get_device, seed_everything
+
+__all__ = [
+    "Config", "CONFIGS", "RunResult", "RunInterrupted", "run", "run_all", "main", "build_parser",
+    "default_model_factory", "model_factory_from", "experiments", "default_log_dir", "run_dir",
+    "load_runs", "record_results", "load_recorded", "results_frame", "results_table", "plot_results",
+    "evaluate", "FAST_EPOCHS", "RECORD_PATH", "ASSIGNMENT",
+]
+
+ASSIGNMENT = "gpt_attention"
+DATASET = "wikitext-2"
+MODELS = ("lstm", "gpt1")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+_ARCH_NAMES = {"lstm": "LSTM", "gpt1": "GPT"}
+_OPT_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "Momentum"}
+
+FAST_EPOCHS = 2
+FAST_BATCH_SIZE = 4
+FAST_SEQUENCE_LENGTH = 32
+FAST_TRAIN_SEQUENCES = 16
+FAST_VALID_SEQUENCES = 8
+FAST_SIZES = {"embedding_size": 64, "hidden_size": 64, "num_heads": 4}
+AUTOGRADE_TRAIN_SEQUENCES = 8
+AUTOGRADE_VALID_SEQUENCES = 4
+
+#: Where :func:`record_results` writes by default: the repository's ``data/results/`` (shipped as
+#: ``course_lib._data``), where :func:`course_lib.data.load_result` finds it.
+RECORD_PATH = Path(__file__).resolve().parents[2] / "data" / "results" / f"{ASSIGNMENT}.json"
+LOG_FORMAT = 1
+_MEMORY_KINDS = {
+    "cuda_max_allocated": "peak GPU memory allocated by tensors (torch.cuda.max_memory_allocated)",
+    "cpu_rss": "process resident set size at the end of the epoch (CPU run)",
+    "cpu_max_rss": "peak resident set size of the process so far (CPU run)",
+}
+# Config fields that change how a run executes but not what it computes: a log written with other
+# values of these can be resumed (each epoch line records the device and precision it ran with).
+_EXECUTION_FIELDS = ("epochs", "device", "amp", "compile", "num_workers")
+
+
+# ---------------------------------------------------------------------------------------------------
+# configurations
+
+
+@dataclass(frozen=True)
+class Config:
+    """One experiment: the fields of the original ``run_exp.py`` ``Arguments`` plus run settings.
+
+    ``number`` is the experiment's number in the handout (1-12; 0 for a configuration of your own).
+    ``model`` is ``"lstm"`` or ``"gpt1"``; ``optimizer`` one of ``adam``, ``adamw``, ``sgd``,
+    ``momentum`` (SGD with ``momentum``). ``max_train_sequences`` / ``max_valid_sequences`` keep only
+    the first N sequences of a split (fast mode sets them). ``amp``: bf16 autocast on CUDA (ignored
+    on other devices). ``num_workers``: DataLoader workers, ``None`` for 2 on CUDA and 0 elsewhere.
+    """
+
+    number: int = 0
+    model: str = "lstm"
+    layers: int = 1
+    optimizer: str = "adamw"
+    batch_size: int = 16
+    epochs: int = 10
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 42
+    embedding_size: int = 768
+    hidden_size: int = 512  # LSTM only
+    num_heads: int = 12  # GPT only
+    sequence_length: int = 256
+    max_train_sequences: int | None = None
+    max_valid_sequences: int | None = None
+    fast: bool = False
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    num_workers: int | None = None
+
+    @property
+    def architecture(self) -> str:
+        return _ARCH_NAMES.get(self.model, self.model)
+
+    @property
+    def optimizer_name(self) -> str:
+        return _OPT_NAMES.get(self.optimizer, self.optimizer)
+
+    @property
+    def name(self) -> str:
+        """``LSTM-Adam-1L``, ``GPT-AdamW-4L``, ... (the handout's table titles)."""
+        return f"{self.architecture}-{self.optimizer_name}-{self.layers}L"
+
+    @property
+    def label(self) -> str:
+        """``"5 GPT-Adam-1L"``: number and name, for legends and tables."""
+        return f"{self.number} {self.name}" if self.number else self.name
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def resolved(self) -> "Config":
+        """A copy with fast mode applied (``fast`` also turns on with ``COURSE_FAST=1``), validated."""
+        cfg = self
+        if not cfg.fast and fast_mode():
+            cfg = cfg.replace(fast=True)
+        if cfg.fast:
+            cfg = cfg.replace(
+                epochs=min(cfg.epochs, FAST_EPOCHS),
+                batch_size=min(cfg.batch_size, FAST_BATCH_SIZE),
+                sequence_length=min(cfg.sequence_length, FAST_SEQUENCE_LENGTH),
+                max_train_sequences=_min_opt(cfg.max_train_sequences, FAST_TRAIN_SEQUENCES),
+                max_valid_sequences=_min_opt(cfg.max_valid_sequences, FAST_VALID_SEQUENCES),
+                embedding_size=min(cfg.embedding_size, FAST_SIZES["embedding_size"]),
+                hidden_size=min(cfg.hidden_size, FAST_SIZES["hidden_size"]),
+                num_heads=min(cfg.num_heads, FAST_SIZES["num_heads"]),
+                num_workers=0 if cfg.num_workers is None else cfg.num_workers,
+            )
+        if os.environ.get("COURSE_AUTOGRADE") == "1":
+            # While an autograder re-runs a notebook the experiments are not graded (the written
+            # answers are): the smallest run that still exercises the code keeps grading fast.
+            cfg = cfg.replace(
+                fast=True, epochs=min(cfg.epochs, 1),
+                max_train_sequences=_min_opt(cfg.max_train_sequences, AUTOGRADE_TRAIN_SEQUENCES),
+                max_valid_sequences=_min_opt(cfg.max_valid_sequences, AUTOGRADE_VALID_SEQUENCES),
+            )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("layers", "batch_size", "embedding_size", "hidden_size", "num_heads", "sequence_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model == "gpt1" and self.embedding_size % self.num_heads:
+            raise ValueError(f"embedding_size ({self.embedding_size}) must be a multiple of num_heads ({self.num_heads})")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError("lr and weight_decay must be >= 0 and momentum in [0, 1)")
+        for name in ("max_train_sequences", "max_valid_sequences"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {value}")
+
+    def fingerprint(self) -> dict:
+        """The fields that decide what a run computes (all but :data:`_EXECUTION_FIELDS`)."""
+        d = dataclasses.asdict(self)
+        for name in _EXECUTION_FIELDS:
+            d.pop(name)
+        return d
+
+
+def _min_opt(value: int | None, limit: int) -> int:
+    return limit if value is None else min(value, limit)
+
+
+def _handout(number: int, model: str, layers: int, optimizer: str) -> Config:
+    return Config(number=number, model=model, layers=layers, optimizer=optimizer)
+
+
+#: The 12 configurations of the handout's ``run_exp.py``, by number.
+CONFIGS: dict[int, Config] = {
+    1: _handout(1, "lstm", 1, "adam"),
+    2: _handout(2, "lstm", 1, "adamw"),
+    3: _handout(3, "lstm", 1, "sgd"),
+    4: _handout(4, "lstm", 1, "momentum"),
+    5: _handout(5, "gpt1", 1, "adam"),
+    6: _handout(6, "gpt1", 1, "adamw"),
+    7: _handout(7, "gpt1", 1, "sgd"),
+    8: _handout(8, "gpt1", 1, "momentum"),
+    9: _handout(9, "lstm", 2, "adamw"),
+    10: _handout(10, "lstm", 4, "adamw"),
+    11: _handout(11, "gpt1", 2, "adamw"),
+    12: _handout(12, "gpt1", 4, "adamw"),
+}
+
+
+def get_config(config: Config | int) -> Config:
+    """``CONFIGS[n]`` for a number, or the config itself."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (int, np.integer)) and not isinstance(config, bool) and int(config) in CONFIGS:
+        return CONFIGS[int(config)]
+    raise ValueError(f"config must be a Config or an experiment number 1-12, got {config!r}")
+
+
+def experiments(log_dir: str | os.PathLike | None = None, *, fast: bool | None = None) -> pd.DataFrame:
+    """The 12 configurations as a table; with the log folder, each one's status (epochs done)."""
+    rows = []
+    for n, c in CONFIGS.items():
+        row = {"exp": n, "name": c.name, "model": c.model, "layers": c.layers, "optimizer": c.optimizer,
+               "lr": c.lr, "weight_decay": c.weight_decay if c.optimizer != "adam" else 0.0,
+               "momentum": c.momentum if c.optimizer == "momentum" else 0.0,
+               "batch_size": c.batch_size, "epochs": c.epochs}
+        if log_dir is not None:
+            rc = c.resolved() if fast is None else (c.replace(fast=True).resolved() if fast else c)
+            done = len(_read_jsonl(run_dir(rc, log_dir) / "epochs.jsonl"))
+            row["status"] = "finished" if done >= rc.epochs else (f"{done}/{rc.epochs} epochs" if done else "not started")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# models and data
+
+
+def default_model_factory(config: Config, vocabulary_size: int) -> nn.Module:
+    """The reference models of :mod:`course_lib.layers`: ``LSTM`` or ``MiniGPT1`` at ``config``'s sizes."""
+    from .. import layers
+
+    if config.model == "lstm":
+        cls = getattr(layers, "LSTM", None)
+    else:
+        cls = getattr(layers, "MiniGPT1", None)
+    if cls is None:
+        raise RuntimeError(f"course_lib.layers has no reference model for {config.model!r} yet; pass model_factory")
+    return model_factory_from(lstm=cls if config.model == "lstm" else None,
+                              gpt=cls if config.model == "gpt1" else None)(config, vocabulary_size)
+
+
+def model_factory_from(lstm: type | None = None, gpt: type | None = None) -> Callable[[Config, int], nn.Module]:
+    """A ``model_factory`` from two classes with the handout's constructors (keyword arguments):
+
+    ``lstm(vocabulary_size=, embedding_size=, hidden_size=, num_layers=)`` and
+    ``gpt(vocabulary_size=, embedding_size=, num_heads=, num_layers=, sequence_length=)``.
+    The notebook passes the student's ``LSTM`` and ``MiniGPT1``.
+    """
+
+    def factory(config: Config, vocabulary_size: int) -> nn.Module:
+        if config.model == "lstm":
+            if lstm is None:
+                raise ValueError("this model_factory has no LSTM class (model_factory_from(lstm=...))")
+            return lstm(vocabulary_size=vocabulary_size, embedding_size=config.embedding_size,
+                        hidden_size=config.hidden_size, num_layers=config.layers)
+        if gpt is None:
+            raise ValueError("this model_factory has no GPT class (model_factory_from(gpt=...))")
+        return gpt(vocabulary_size=vocabulary_size, embedding_size=config.embedding_size,
+                   num_heads=config.num_heads, num_layers=config.layers, sequence_length=config.sequence_length)
+
+    return factory
+
+
+def _load_wikitext(config: Config):
+    """WikiText-2 train and validation datasets (:class:`course_lib.wikitext.Wikitext2`, windows of
+    ``config.sequence_length`` tokens) and the vocabulary size (the full train vocabulary, also in
+    fast mode)."""
+    from .. import wikitext
+
+    def max_tokens(n: int | None) -> int | None:
+        # Read only what the first n windows need (n windows of T + 1 tokens overlapping by one),
+        # with room to spare; the vocabulary stays the full train one.
+        return None if n is None else 2 * n * (config.sequence_length + 1)
+
+    train = wikitext.Wikitext2(split="train", sequence_length=config.sequence_length,
+                               max_tokens=max_tokens(config.max_train_sequences))
+    valid = wikitext.Wikitext2(split="valid", sequence_length=config.sequence_length, vocab=train.vocab,
+                               max_tokens=max_tokens(config.max_valid_sequences))
+    return train, valid, len(train.vocab)
+
+
+def _first(dataset, n: int | None):
+    if n is None or n >= len(dataset):
+        return dataset
+    return torch.utils.data.Subset(dataset, range(n))
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """Shuffles with a permutation fixed by (seed, epoch): a resumed run sees the same batches."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def _loader(dataset, config: Config, device: torch.device, *, sampler=None) -> torch.utils.data.DataLoader:
+    workers = config.num_workers if config.num_workers is not None else (2 if device.type == "cuda" else 0)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=config.batch_size, sampler=sampler, shuffle=False, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(config.seed),  # worker seeds: leave the global RNG alone
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# one step, evaluation
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _amp_dtype(device: torch.device, enabled: bool) -> str:
+    return "bfloat16" if enabled and device.type == "cuda" else "float32"
+
+
+def _forward(model: nn.Module, forward: Callable, kind: str, source: torch.Tensor) -> torch.Tensor:
+    """``log_probas`` (B, T, V): ``forward(source, initial_states)`` for an LSTM, ``forward(source)`` for GPT."""
+    if kind == "lstm":
+        states = model.initial_states(source.size(0), source.device)
+        out = forward(source, states)
+    else:
+        out = forward(source)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def sequence_mean_loss(log_probas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The handout's loss: per-sequence mean NLL over real tokens, averaged over the batch (used when
+    a model has no ``loss`` method)."""
+    nll = -log_probas.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return ((nll * mask).sum(1) / mask.sum(1).clamp_min(1)).mean()
+
+
+def _token_nll_sum(log_probas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum of ``-log p(target)`` over the real tokens (mask 1), in fp32."""
+    nll = -log_probas.detach().gather(-1, target.unsqueeze(-1)).squeeze(-1).float()  # (B, T)
+    return (nll * mask.float()).sum()
+
+
+def _acc_dtype(device: torch.device) -> torch.dtype:
+    """Sums of millions of token NLLs: float64, except on Apple MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _to(batch: Mapping, device: torch.device):
+    return (batch["source"].to(device, non_blocking=True), batch["target"].to(device, non_blocking=True),
+            batch["mask"].to(device, non_blocking=True))
+
+
+def evaluate(model: nn.Module, loader, *, kind: str, device: torch.device | str | None = None,
+             amp: bool = True, forward: Callable | None = None) -> tuple[float, int]:
+    """Mean NLL per real token over ``loader`` (``sum(nll * mask) / sum(mask)``) and the token count.
+
+    Perplexity is ``exp`` of the first value: the formula of Problem 3, over all tokens of the split
+    (not the mean of per-sequence or per-batch losses). Eval mode, no gradients, one sync at the end;
+    the model's training mode is restored.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    forward = forward or model
+    was_training = model.training
+    model.eval()
+    acc = _acc_dtype(device)
+    total = torch.zeros((), dtype=acc, device=device)
+    count = torch.zeros((), dtype=acc, device=device)
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                source, target, mask = _to(batch, device)
+                with _autocast(device, amp):
+                    log_probas = _forward(model, forward, kind, source)
+                total += _token_nll_sum(log_probas, target, mask).to(acc)
+                count += mask.to(acc).sum()
+                del log_probas
+    finally:
+        model.train(was_training)
+    n = int(count.item())
+    return (float(total.item()) / n if n else float("nan")), n
+
+
+def _perplexity(loss: float) -> float:
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return float("inf")
+
+
+def _make_optimizer(model: nn.Module, config: Config, device: torch.device) -> torch.optim.Optimizer:
+    """As in the original ``run_exp.py``; fused kernels on CUDA where this torch has them."""
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen embeddings: no decay either way
+    if config.optimizer == "adamw":
+        cls, kwargs = torch.optim.AdamW, {"lr": config.lr, "weight_decay": config.weight_decay}
+    elif config.optimizer == "adam":
+        cls, kwargs = torch.optim.Adam, {"lr": config.lr}
+    elif config.optimizer == "sgd":
+        cls, kwargs = torch.optim.SGD, {"lr": config.lr, "weight_decay": config.weight_decay}
+    else:
+        cls, kwargs = torch.optim.SGD, {"lr": config.lr, "momentum": config.momentum,
+                                        "weight_decay": config.weight_decay}
+    if device.type == "cuda" and "fused" in inspect.signature(cls).parameters:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):  # e.g. a parameter dtype the fused kernel lacks
+            pass
+    return cls(params, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# memory
+
+
+def _cpu_rss() -> tuple[float, str]:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20, "cpu_rss"
+    except Exception:  # noqa: BLE001 - psutil is optional
+        pass
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20, "cpu_rss"
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak / 2**20 if sys.platform == "darwin" else peak / 2**10), "cpu_max_rss"
+
+
+def _memory(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+                "memory_kind": "cuda_max_allocated",
+                "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
+    mib, kind = _cpu_rss()
+    return {"peak_memory_mib": mib, "memory_kind": kind, "cuda_max_reserved_mib": None}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# files
+
+
+def default_log_dir() -> Path:
+    """``$COURSE_RUNS_DIR/gpt_attention``, else ``<user cache>/runs/gpt_attention``."""
+    root = os.environ.get("COURSE_RUNS_DIR", "").strip()
+    if root:
+        return Path(root).expanduser() / ASSIGNMENT
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("course_lib")) / "runs" / ASSIGNMENT
+
+
+def run_dir(config: Config, log_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of ``config``'s logs: ``<log_dir>[/fast]/<NN>-<name>``; a configuration that
+    differs from handout experiment NN (or has no number) gets a short hash of its settings."""
+    base = Path(log_dir) if log_dir is not None else default_log_dir()
+    if config.fast:
+        base = base / "fast"
+    name = f"{config.number:02d}-{config.name}" if config.number else f"custom-{config.name}"
+    reference = CONFIGS.get(config.number)
+    if reference is not None and config.fast:
+        reference = reference.replace(fast=True).resolved()
+    if reference is None or reference.fingerprint() != config.fingerprint():
+        digest = hashlib.sha256(json.dumps(config.fingerprint(), sort_keys=True).encode()).hexdigest()[:8]
+        name = f"{name}-{digest}"
+    return base / name
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_safe(x):
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
+        return _json_safe(x.item())
+    return x
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    _atomic_write_text(path, "".join(json.dumps(_json_safe(r), sort_keys=False) + "\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _code_digest(h, code) -> None:
+    """Feed a code object into ``h``: its bytecode, names and constants (nested code objects too),
+    not its line numbers, so re-running an unchanged notebook cell elsewhere changes nothing."""
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _code_digest(h, const)
+        else:
+            h.update(_const_repr(const).encode())
+
+
+def _const_repr(const) -> str:
+    """``repr`` that does not depend on string hashing (frozenset constants of ``x in {...}``)."""
+    if isinstance(const, frozenset):
+        return "frozenset(" + ",".join(sorted(_const_repr(c) for c in const)) + ")"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_const_repr(c) for c in const) + ")"
+    return repr(const)
+
+
+def _class_digest(h, cls: type) -> None:
+    for name, value in sorted(vars(cls).items()):
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            value = value.fget
+        code = getattr(value, "__code__", None)
+        if code is not None:
+            h.update(name.encode())
+            _code_digest(h, code)
+
+
+def _model_fingerprint(model: nn.Module) -> str:
+    """A hash of the model's code (the methods of every non-torch module class in it and of their
+    base classes) and of its parameter names and shapes: logs made by other code are not resumed.
+    Works for classes defined in a notebook, where the source is not available."""
+    h = hashlib.sha256()
+    classes = set()
+    for m in model.modules():
+        classes.update(c for c in type(m).__mro__ if c is not object and c.__module__.split(".")[0] != "torch")
+    for cls in sorted(classes, key=lambda c: (c.__module__, c.__qualname__)):
+        h.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
+        _class_digest(h, cls)
+    for name, tensor in model.state_dict().items():
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(_tuplify(state["python"]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def _load_checkpoint(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a damaged checkpoint is reported, the run starts over
+        warnings.warn(f"could not read {path} ({type(err).__name__}: {err}); starting that run over",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _move_aside(folder: Path, say: Callable[[str], object], reason: str) -> None:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = folder.with_name(f"{folder.name}.replaced-{stamp}")
+    i = 1
+    while target.exists():
+        target = folder.with_name(f"{folder.name}.replaced-{stamp}-{i}")
+        i += 1
+    folder.rename(target)
+    say(f"{reason}: the old logs were moved to {target}; starting over.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# results
+
+
+HISTORY_COLUMNS = [
+    "epoch", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "train_objective", "train_tokens",
+    "valid_tokens", "train_seconds", "valid_seconds", "epoch_seconds", "wall_clock_seconds",
+    "tokens_per_second", "peak_memory_mib", "memory_kind", "cuda_max_reserved_mib", "device", "amp_dtype",
+    "resumed", "finished_at",
+]
+
+
+@dataclass
+class RunResult:
+    """One experiment's record. ``history`` has one row per epoch (:data:`HISTORY_COLUMNS`):
+    ``train_ppl`` / ``valid_ppl`` (exp of ``train_loss`` / ``valid_loss``, the mean NLL per real
+    token), ``train_objective`` (mean of the model's ``loss`` over the epoch's batches),
+    ``epoch_seconds`` (train + validation), ``wall_clock_seconds`` (cumulative), ``tokens_per_second``
+    (real target tokens per training second), ``peak_memory_mib`` and its ``memory_kind``.
+    ``model`` holds the final weights when they were loaded; ``recorded`` is True for results read
+    from the recorded file rather than trained here."""
+
+    config: Config
+    history: pd.DataFrame
+    log_dir: Path | None = None
+    model: nn.Module | None = field(default=None, repr=False)
+    vocabulary_size: int | None = None
+    num_parameters: int | None = None
+    num_trainable_parameters: int | None = None
+    device: str | None = None
+    device_description: str | None = None
+    resumed_from_epoch: int = 0
+    epochs_trained_now: int = 0
+    recorded: bool = False
+    note: str | None = None
+
+    @property
+    def number(self) -> int:
+        return self.config.number
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def label(self) -> str:
+        return self.config.label + (" (recorded)" if self.recorded else "")
+
+    @property
+    def finished(self) -> bool:
+        return len(self.history) >= self.config.epochs
+
+    def _best(self):
+        if not len(self.history):
+            return None
+        values = pd.to_numeric(self.history["valid_ppl"], errors="coerce")
+        return None if values.notna().sum() == 0 else self.history.loc[values.idxmin()]
+
+    @property
+    def best_epoch(self) -> int | None:
+        row = self._best()
+        return None if row is None else int(row["epoch"])
+
+    @property
+    def best_valid_ppl(self) -> float:
+        """The lowest validation perplexity across epochs (not necessarily the last epoch's)."""
+        row = self._best()
+        return float("nan") if row is None else float(row["valid_ppl"])
+
+    @property
+    def final_train_ppl(self) -> float:
+        return float(self.history["train_ppl"].iloc[-1]) if len(self.history) else float("nan")
+
+    @property
+    def final_valid_ppl(self) -> float:
+        return float(self.history["valid_ppl"].iloc[-1]) if len(self.history) else float("nan")
+
+    def _steady(self) -> pd.DataFrame:
+        """Epochs after the first (warm-up, allocator growth, compilation), or the first if alone."""
+        return self.history.iloc[1:] if len(self.history) > 1 else self.history
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return float(self.history["epoch_seconds"].mean()) if len(self.history) else float("nan")
+
+    @property
+    def total_seconds(self) -> float:
+        return float(self.history["wall_clock_seconds"].iloc[-1]) if len(self.history) else float("nan")
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Mean training throughput over the steady-state epochs."""
+        steady = self._steady()
+        return float(steady["tokens_per_second"].mean()) if len(steady) else float("nan")
+
+    @property
+    def memory_mib(self) -> float:
+        """Steady-state peak memory: the largest ``peak_memory_mib`` over the epochs after the first."""
+        steady = self._steady()
+        return float(steady["peak_memory_mib"].max()) if len(steady) else float("nan")
+
+    @property
+    def memory_kind(self) -> str | None:
+        return str(self.history["memory_kind"].iloc[-1]) if len(self.history) else None
+
+    def summary(self) -> dict:
+        """One row of the results table."""
+        return {
+            "exp": self.number,
+            "architecture": self.config.architecture,
+            "layers": self.config.layers,
+            "optimizer": self.config.optimizer_name,
+            "best valid ppl": self.best_valid_ppl,
+            "best epoch": self.best_epoch,
+            "final train ppl": self.final_train_ppl,
+            "s/epoch": self.seconds_per_epoch,
+            "memory (MiB)": self.memory_mib,
+            "tokens/s": self.tokens_per_second,
+        }
+
+    def to_json(self) -> dict:
+        return _json_safe({
+            "number": self.number,
+            "name": self.name,
+            "config": dataclasses.asdict(self.config),
+            "vocabulary_size": self.vocabulary_size,
+            "num_parameters": self.num_parameters,
+            "num_trainable_parameters": self.num_trainable_parameters,
+            "device": self.device,
+            "device_description": self.device_description,
+            "epochs_run": int(len(self.history)),
+            "best_epoch": self.best_epoch,
+            "best_valid_ppl": self.best_valid_ppl,
+            "final_train_ppl": self.final_train_ppl,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "total_seconds": self.total_seconds,
+            "tokens_per_second": self.tokens_per_second,
+            "memory_mib": self.memory_mib,
+            "memory_kind": self.memory_kind,
+            "history": self.history.to_dict(orient="records"),
+        })
+
+
+def _history_frame(rows: Sequence[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows))
+    for column in HISTORY_COLUMNS:
+        if column not in df.columns:
+            df[column] = None
+    return df[HISTORY_COLUMNS + [c for c in df.columns if c not in HISTORY_COLUMNS]]
+
+
+def _config_from_dict(d: Mapping) -> Config:
+    names = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: v for k, v in d.items() if k in names})
+
+
+def _result_from_folder(folder: Path, config: Config | None = None, *, epochs: int | None = None) -> RunResult | None:
+    meta = _read_json(folder / "meta.json")
+    rows = _read_jsonl(folder / "epochs.jsonl")
+    if meta is None and not rows:
+        return None
+    if config is None:
+        config = _config_from_dict(meta["config"]) if meta else None
+    if config is None:
+        return None
+    if epochs is not None:
+        rows = rows[:epochs]
+    meta = meta or {}
+    return RunResult(
+        config=config, history=_history_frame(rows), log_dir=folder,
+        vocabulary_size=meta.get("vocabulary_size"), num_parameters=meta.get("num_parameters"),
+        num_trainable_parameters=meta.get("num_trainable_parameters"), device=meta.get("device"),
+        device_description=meta.get("device_description"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# training
+
+
+class RunInterrupted(Exception):
+    """Raise from an ``on_step`` hook to stop a run (as a crash or a lost session would)."""
+
+
+def run(
+    config: Config | int,
+    model_factory: Callable[[Config, int], nn.Module] | None = None,
+    progress: bool = True,
+    log_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    *,
+    log: Callable[[str], object] | None = print,
+    data=None,
+    on_step: Callable[[int, int], object] | None = None,
+    load_model: bool = True,
+) -> RunResult:
+    """Train (or resume, or read back) one experiment; return its :class:`RunResult`.
+
+    Args:
+        config: an experiment number 1-12 (``CONFIGS[n]``) or a :class:`Config`. Fast mode
+            (``COURSE_FAST=1``) is applied here.
+        model_factory: ``model_factory(config, vocabulary_size) -> nn.Module`` (default: the reference
+            ``course_lib.layers.LSTM`` / ``MiniGPT1``; see :func:`model_factory_from` for the student's
+            classes). LSTM models are called as ``model(source, model.initial_states(B, device))``,
+            GPT models as ``model(source)``; both return log-probabilities (B, T, V) and are trained
+            with their ``loss(log_probas, target, mask)`` method.
+        progress: tqdm progress bars.
+        log_dir: where the runs' folders are (default :func:`default_log_dir`).
+        resume: continue from the last finished epoch, or return a finished run without training.
+            ``False`` moves any previous logs of this configuration aside and starts over.
+        log: receives the per-epoch lines (``None`` for silence).
+        data: ``(train_dataset, valid_dataset, vocabulary_size)`` instead of WikiText-2 (tests);
+            datasets of dicts ``source``, ``target`` (LongTensor (T,)) and ``mask`` (FloatTensor (T,)).
+        on_step: ``on_step(epoch, step)`` after every optimizer step (raise :class:`RunInterrupted`
+            to simulate an interruption).
+        load_model: for a finished run, build the model and load its final weights (``result.model``).
+    """
+    config = get_config(config).resolved()
+    say = log or (lambda *_: None)
+    factory = model_factory or default_model_factory
+    folder = run_dir(config, log_dir)
+    meta_path, jsonl_path, ckpt_path = folder / "meta.json", folder / "epochs.jsonl", folder / "checkpoint.pt"
+    device = get_device(None if config.device in ("", "auto") else config.device)
+
+    if not resume and folder.exists():
+        _move_aside(folder, say, f"{config.label}: resume=False")
+    meta = _read_json(meta_path)
+    if meta is not None and (meta.get("format") != LOG_FORMAT or meta.get("fingerprint") != config.fingerprint()):
+        _move_aside(folder, say, f"{config.label}: the logs in {folder} were written with other settings")
+        meta = None
+    rows = _read_jsonl(jsonl_path) if meta is not None else []
+
+    # A finished run is read back, not trained again (unless the model's code changed).
+    if meta is not None and len(rows) >= config.epochs:
+        seed_everything(config.seed)
+        model = factory(config, int(meta["vocabulary_size"]))
+        if _model_fingerprint(model) == meta.get("model_fingerprint"):
+            result = _result_from_folder(folder, config, epochs=config.epochs)
+            ckpt = _load_checkpoint(ckpt_path) if load_model else None
+            if ckpt is not None and int(ckpt["epoch"]) == config.epochs:
+                model.load_state_dict(ckpt["model"])
+                result.model = model.to(device).eval()
+            say(f"{config.label}: finished run read from {folder} (best validation perplexity "
+                f"{result.best_valid_ppl:.2f} at epoch {result.best_epoch})")
+            return result
+        _move_aside(folder, say, f"{config.label}: the model's code changed since {folder} was written")
+        meta, rows = None, []
+
+    # Data, model, optimizer (seeded as in the original: seed_experiment(args.seed) comes first).
+    seed_everything(config.seed)
+    if data is None:
+        train_ds, valid_ds, vocabulary_size = _load_wikitext(config)
+    else:
+        train_ds, valid_ds, vocabulary_size = data
+    train_ds = _first(train_ds, config.max_train_sequences)
+    valid_ds = _first(valid_ds, config.max_valid_sequences)
+    model = factory(config, int(vocabulary_size)).to(device)
+    fingerprint = _model_fingerprint(model)
+    if meta is not None and meta.get("model_fingerprint") != fingerprint:
+        _move_aside(folder, say, f"{config.label}: the model's code changed since {folder} was written")
+        meta, rows = None, []
+    optimizer = _make_optimizer(model, config, device)
+    forward = torch.compile(model) if config.compile else model
+    n_params = sum(p.numel() for p in model.parameters())
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    loss_fn = getattr(model, "loss", None) or sequence_mean_loss
+
+    # Resume from the checkpoint of the last finished epoch.
+    start_epoch, history = 0, []
+    if meta is not None:
+        ckpt = _load_checkpoint(ckpt_path)
+        if ckpt is not None and 0 < int(ckpt["epoch"]) < config.epochs + 1:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            _set_rng_state(ckpt["rng"])
+            start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])[: int(ckpt["epoch"])]
+            _write_jsonl(jsonl_path, history)  # the checkpoint is written first: it is never behind
+        elif rows:
+            say(f"{config.label}: {len(rows)} epoch(s) logged but no usable checkpoint; starting over")
+    if start_epoch == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(jsonl_path, [])
+        with contextlib.suppress(FileNotFoundError):
+            ckpt_path.unlink()
+    meta = {
+        "format": LOG_FORMAT, "runner": f"course_lib.runners.{ASSIGNMENT}", "dataset": DATASET,
+        "number": config.number, "name": config.name, "config": dataclasses.asdict(config),
+        "fingerprint": config.fingerprint(), "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_fingerprint": fingerprint, "vocabulary_size": int(vocabulary_size),
+        "num_parameters": n_params, "num_trainable_parameters": n_trainable,
+        "train_sequences": len(train_ds), "valid_sequences": len(valid_ds),
+        "device": str(device), "device_description": describe_device(device),
+        "torch_version": torch.__version__, "python_version": platform.python_version(),
+        "platform": platform.platform(), "updated_at": _now(),
+    }
+    _atomic_write_text(meta_path, json.dumps(_json_safe(meta), indent=2) + "\n")
+
+    say(f"{config.label}: {type(model).__name__}, {n_params:,} parameters ({n_trainable:,} trainable), "
+        f"{config.optimizer_name} lr {config.lr:g}, on {device} ({_amp_dtype(device, config.amp)}); "
+        f"{len(train_ds):,} train / {len(valid_ds):,} valid sequences of {config.sequence_length}, "
+        f"vocabulary {int(vocabulary_size):,}" + (" [fast mode]" if config.fast else "")
+        + (f"; resuming after epoch {start_epoch}" if start_epoch else ""))
+
+    sampler = _EpochSampler(len(train_ds), config.seed)
+    train_loader = _loader(train_ds, config, device, sampler=sampler)
+    valid_loader = _loader(valid_ds, config, device)
+    tqdm = None
+    if progress:
+        from tqdm.auto import tqdm
+    old_precision = torch.get_float32_matmul_precision()
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in fp32
+    wall = float(history[-1]["wall_clock_seconds"]) if history else 0.0
+    epoch_bar = tqdm(range(start_epoch + 1, config.epochs + 1), desc=config.label, unit="epoch",
+                     initial=start_epoch, total=config.epochs) if tqdm else None
+    trained_now = 0
+    try:
+        for epoch in epoch_bar if epoch_bar is not None else range(start_epoch + 1, config.epochs + 1):
+            sampler.set_epoch(epoch)
+            model.train()
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            t0 = time.perf_counter()
+            acc = _acc_dtype(device)
+            nll_sum = torch.zeros((), dtype=acc, device=device)
+            tokens = torch.zeros((), dtype=acc, device=device)
+            objective = torch.zeros((), dtype=acc, device=device)
+            steps = 0
+            batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, unit="batch") if tqdm else train_loader
+            for step, batch in enumerate(batches):
+                source, target, mask = _to(batch, device)
+                with _autocast(device, config.amp):
+                    log_probas = _forward(model, forward, config.model, source)
+                    loss = loss_fn(log_probas, target, mask)
+                with torch.no_grad():
+                    nll_sum += _token_nll_sum(log_probas, target, mask).to(acc)
+                    tokens += mask.to(acc).sum()
+                    objective += loss.detach().to(acc)
+                del log_probas  # (B, T, V): freed with the graph, not kept into the next step's forward
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+                if tqdm and step % 50 == 49:  # an occasional sync, for display only
+                    batches.set_postfix(ppl=f"{_perplexity(float(nll_sum / tokens)):.1f}", refresh=False)
+                if on_step is not None:
+                    on_step(epoch, step)
+            if tqdm:
+                batches.close()
+            _sync(device)
+            train_seconds = time.perf_counter() - t0
+            n_train = int(tokens.item())
+            train_loss = float(nll_sum.item()) / n_train if n_train else float("nan")
+            t1 = time.perf_counter()
+            valid_loss, n_valid = evaluate(model, valid_loader, kind=config.model, device=device,
+                                           amp=config.amp, forward=forward)
+            _sync(device)
+            valid_seconds = time.perf_counter() - t1
+            epoch_seconds = train_seconds + valid_seconds
+            wall += epoch_seconds
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss, "train_ppl": _perplexity(train_loss),
+                "valid_loss": valid_loss, "valid_ppl": _perplexity(valid_loss),
+                "train_objective": float(objective.item()) / steps if steps else float("nan"),
+                "train_tokens": n_train, "valid_tokens": n_valid,
+                "train_seconds": train_seconds, "valid_seconds": valid_seconds,
+                "epoch_seconds": epoch_seconds, "wall_clock_seconds": wall,
+                "tokens_per_second": n_train / train_seconds if train_seconds > 0 else float("nan"),
+                **_memory(device),
+                "device": str(device), "amp_dtype": _amp_dtype(device, config.amp),
+                "resumed": start_epoch > 0, "finished_at": _now(),
+            }
+            history.append(_json_safe(row))
+            # Checkpoint first, then the log line: the log never runs ahead of the checkpoint.
+            _atomic_torch_save({
+                "format": LOG_FORMAT, "epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": _rng_state(), "history": history,
+                "config": dataclasses.asdict(config),
+            }, ckpt_path)
+            _write_jsonl(jsonl_path, history)
+            trained_now += 1
+            say(f"{config.label} epoch {epoch:2d}/{config.epochs}: train ppl {row['train_ppl']:.2f} | "
+                f"valid ppl {row['valid_ppl']:.2f} | {epoch_seconds:.1f}s "
+                f"({row['tokens_per_second']:,.0f} tokens/s) | memory {row['peak_memory_mib']:,.0f} MiB "
+                f"({row['memory_kind']})")
+            if epoch_bar is not None:
+                epoch_bar.set_postfix(train_ppl=f"{row['train_ppl']:.1f}", valid_ppl=f"{row['valid_ppl']:.1f}")
+    finally:
+        if epoch_bar is not None:
+            epoch_bar.close()
+        torch.set_float32_matmul_precision(old_precision)
+
+    result = RunResult(
+        config=config, history=_history_frame(history), log_dir=folder, model=model.eval(),
+        vocabulary_size=int(vocabulary_size), num_parameters=n_params, num_trainable_parameters=n_trainable,
+        device=str(device), device_description=describe_device(device), resumed_from_epoch=start_epoch,
+        epochs_trained_now=trained_now,
+    )
+    if len(result.history):
+        say(f"{config.label}: best validation perplexity {result.best_valid_ppl:.2f} at epoch "
+            f"{result.best_epoch}; logs in {folder}")
+    return result
+
+
+def run_all(numbers: Iterable[int] | None = None, **kwargs) -> dict[int, RunResult]:
+    """:func:`run` for each experiment number (default: all 12, in order); same keyword arguments."""
+    return {n: run(n, **kwargs) for n in (numbers or CONFIGS)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading logs, recording, tables and plots
+
+
+def load_runs(log_dir: str | os.PathLike | None = None, *, fast: bool | None = None,
+              numbers: Iterable[int] | None = None) -> dict[int, RunResult]:
+    """The logged runs of the handout configurations in ``log_dir`` (finished or not), by number.
+
+    ``fast``: read the fast-mode logs (default: follow ``COURSE_FAST``). Runs with no log are left out.
+    """
+    out = {}
+    for n in numbers or CONFIGS:
+        config = CONFIGS[n].replace(fast=True).resolved() if (fast_mode() if fast is None else fast) else CONFIGS[n]
+        result = _result_from_folder(run_dir(config, log_dir), config, epochs=config.epochs)
+        if result is not None and len(result.history):
+            out[n] = result
+    return out
+
+
+def record_results(results: Mapping[int, RunResult] | None = None, path: str | os.PathLike = RECORD_PATH, *,
+                   log_dir: str | os.PathLike | None = None, note: str | None = None,
+                   allow_partial: bool = False) -> Path:
+    """Pack the finished logs of the 12 runs into one JSON file (default ``data/results/gpt_attention.json``).
+
+    ``results`` defaults to :func:`load_runs` of ``log_dir`` (full-size runs). Fast-mode runs are
+    refused: they are checks, not results. Unless ``allow_partial``, all 12 runs must be finished.
+    The notebook loads the file with :func:`load_recorded` when there is no GPU.
+    """
+    if results is None:
+        results = load_runs(log_dir, fast=False)
+    fast = [r.label for r in results.values() if r.config.fast]
+    if fast:
+        raise ValueError(f"fast-mode runs cannot be recorded as results: {', '.join(fast)}")
+    unfinished = [n for n in CONFIGS if n not in results or not results[n].finished]
+    if unfinished and not allow_partial:
+        raise ValueError(f"runs not finished (or missing): {unfinished}; finish them first (--all), "
+                         "or pass allow_partial=True")
+    runs = [results[n].to_json() for n in sorted(results)]
+    devices = sorted({r["device_description"] for r in runs if r.get("device_description")})
+    data = _json_safe({
+        "runner": f"course_lib.runners.{ASSIGNMENT}", "assignment": ASSIGNMENT, "dataset": DATASET,
+        "date": _now(), "note": note, "devices": devices, "torch_version": torch.__version__,
+        "python_version": platform.python_version(), "platform": platform.platform(),
+        "complete": not unfinished, "runs": runs,
+    })
+    path = Path(path)
+    _atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def load_recorded(data: Mapping | None = None) -> dict[int, RunResult]:
+    """The recorded runs (``course_lib.data.load_result("gpt_attention")``) as RunResults with
+    ``recorded=True`` (labels end in "(recorded)"). Raises ``course_lib.data.DataError`` if there
+    is no recorded file yet."""
+    if data is None:
+        from ..data import load_result
+
+        data = load_result(ASSIGNMENT)
+    out = {}
+    for r in data["runs"]:
+        config = _config_from_dict(r["config"])
+        out[int(r["number"])] = RunResult(
+            config=config, history=_history_frame(r["history"]), recorded=True,
+            vocabulary_size=r.get("vocabulary_size"), num_parameters=r.get("num_parameters"),
+            num_trainable_parameters=r.get("num_trainable_parameters"), device=r.get("device"),
+            device_description=r.get("device_description"), note=data.get("note"),
+        )
+    return out
+
+
+def results_frame(results: Mapping[int, RunResult] | Iterable[RunResult]) -> pd.DataFrame:
+    """One row per experiment (:meth:`RunResult.summary`), sorted by architecture (LSTM first, as in
+    the handout), layers, then optimizer (Adam, AdamW, SGD, Momentum)."""
+    items = list(results.values() if isinstance(results, Mapping) else results)
+    if not items:
+        raise ValueError("no runs to tabulate")
+    df = pd.DataFrame([r.summary() for r in items])
+    df["architecture"] = pd.Categorical(df["architecture"], categories=list(_ARCH_NAMES.values()), ordered=True)
+    df["optimizer"] = pd.Categorical(df["optimizer"], categories=list(_OPT_NAMES.values()), ordered=True)
+    df = df.sort_values(["architecture", "layers", "optimizer"], kind="mergesort").reset_index(drop=True)
+    return df
+
+
+def results_table(results: Mapping[int, RunResult] | Iterable[RunResult], *, caption: str | None = None,
+                  precision: int = 2):
+    """The results table of Problem 3 (question 2) as a Styler: sorted by architecture, layers, then
+    optimizer; the best validation perplexity of each architecture in bold; a caption that explains
+    the columns (and says when the numbers are recorded ones)."""
+    from ..tables import results_table as _table
+
+    items = list(results.values() if isinstance(results, Mapping) else results)
+    df = results_frame(items)
+    kinds = sorted({r.memory_kind for r in items if r.memory_kind})
+    if caption is None:
+        memory = "; ".join(_MEMORY_KINDS.get(k, k) for k in kinds) or "peak memory"
+        recorded = any(r.recorded for r in items)
+        caption = (
+            ("RECORDED results (not run here). " if recorded else "")
+            + "WikiText-2, perplexity (ppl) = exp(mean NLL per token over all real tokens). "
+            "exp: experiment number in run_exp.py; best valid ppl: lowest validation ppl across epochs, "
+            "reached at 'best epoch'; final train ppl: training ppl of the last epoch; s/epoch: mean "
+            "wall-clock seconds per epoch (training + validation); memory (MiB): steady-state " + memory
+            + "; tokens/s: training tokens per second. Bold: best validation ppl of each architecture."
+        )
+    return _table(df, sort_by=["architecture", "layers", "optimizer"], best_in_bold=["best valid ppl"],
+                  group_by="architecture", precision=precision, caption=caption)
+
+
+def plot_results(results: Mapping[int, RunResult] | Iterable[RunResult], *, x: str = "both",
+                 numbers: Iterable[int] | None = None, title: str | None = None, caption: str | None = None):
+    """Learning curves (question 1): train and validation perplexity, log scale, against epochs
+    and/or wall-clock time (``x="epoch"``, ``"seconds"`` or ``"both"``), one line per experiment."""
+    from ..plot import plot_runs
+
+    items = list(results.values() if isinstance(results, Mapping) else results)
+    if numbers is not None:
+        wanted = set(numbers)
+        items = [r for r in items if r.number in wanted]
+    if not items:
+        raise ValueError("no runs to plot")
+    recorded = any(r.recorded for r in items)
+    if caption is None:
+        caption = (("RECORDED runs (not run here). " if recorded else "")
+                   + "Perplexity on a log scale (SGD runs start in the thousands). Train perplexity is "
+                   "measured during each epoch, validation perplexity after it; wall-clock time is "
+                   "cumulative training + validation time. Stars: each run's lowest validation perplexity.")
+    return plot_runs({r.label: r.history for r in items}, x=x, title=title, caption=caption)
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m course_lib.runners.{ASSIGNMENT}",
+        description="Train the 12 LSTM / GPT configurations of Problem 3 on WikiText-2 (the handout's run_exp.py).",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--config", type=int, nargs="+", choices=sorted(CONFIGS), metavar="N",
+                       help="experiment number(s), 1-12, as in the handout")
+    which.add_argument("--all", action="store_true", help="all 12 experiments (finished ones are skipped)")
+    which.add_argument("--list", action="store_true", help="list the configurations and their status")
+    parser.add_argument("--fast", action="store_true",
+                        help="tiny runs for checks, seconds on a CPU (also on with COURSE_FAST=1)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 10, the handout's)")
+    parser.add_argument("--log-dir", default=None,
+                        help="folder of the runs' logs (default: $COURSE_RUNS_DIR/gpt_attention or the user cache)")
+    parser.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda:0, ...")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA (fp32 everywhere)")
+    parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: 2 on CUDA, else 0)")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="start over (previous logs are moved aside, not deleted)")
+    parser.add_argument("--record", metavar="PATH", default=None,
+                        help="pack the finished logs of the 12 full-size runs into PATH (e.g. data/results/gpt_attention.json)")
+    parser.add_argument("--note", default=None, help="a note stored in the --record JSON")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="tqdm progress bars (default: on)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[int, RunResult]:
+    args = build_parser().parse_args(argv)
+    log_dir = Path(args.log_dir) if args.log_dir else default_log_dir()
+    fast = args.fast or fast_mode()
+    if args.list:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(experiments(log_dir, fast=fast).to_string(index=False))
+        print(f"logs: {log_dir / 'fast' if fast else log_dir}")
+        return {}
+    numbers = list(CONFIGS) if args.all else (args.config or [])
+    if not numbers and not args.record:
+        build_parser().error("say which runs: --config N, --all, or --list (or --record to pack finished logs)")
+    results: dict[int, RunResult] = {}
+    for n in numbers:
+        config = CONFIGS[n].replace(fast=fast, device=args.device, amp=args.amp, compile=args.compile,
+                                    num_workers=args.num_workers)
+        if args.epochs is not None:
+            config = config.replace(epochs=args.epochs)
+        results[n] = run(config, progress=args.progress, log_dir=log_dir, resume=args.resume,
+                         log=lambda s: print(s, flush=True), load_model=False)
+    if results:
+        from ..tables import to_markdown_table
+
+        print(to_markdown_table(results_table(results), precision=2), flush=True)
+        print(f"logs: {run_dir(next(iter(results.values())).config, log_dir).parent}", flush=True)
+    if args.record:
+        if fast:
+            build_parser().error("fast-mode runs cannot be recorded as results (drop --fast)")
+        path = record_results(load_runs(log_dir, fast=False), args.record, note=args.note)
+        print(f"recorded {path}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
