@@ -689,6 +689,35 @@ def test_find_forbidden_use_getattr_on_the_students_own_object(code, dotted):
     assert find_forbidden_use(code, dotted) is None
 
 
+# =============================================================================== reachable_code
+def test_reachable_code_follows_globals_not_locals_of_the_same_name():
+    """A scratch cell's top-level `weights` (built with a forbidden class, to compare) is not what an
+    answer's local `weights` is: a correct solution must not lose its points over a variable name."""
+    from course_lib.grading.harness import reachable_code
+
+    scratch = "from torch import nn\nweights = nn.MultiheadAttention(4, 2)\nscores = weights\n"
+    answer = ("def apply_attention(q, k, v, scale=SCALE):\n    weights = softmax(q @ k)\n"
+              "    scores = [w for w in weights]\n    return weights @ v\n")
+    helpers = "SCALE = 2\ndef softmax(x):\n    return x.exp() / x.exp().sum()\n"
+    code = reachable_code([(False, scratch), (False, helpers), (True, answer)])
+    assert "SCALE = 2" in code and "def softmax" in code  # globals the answer uses are followed
+    assert "MultiheadAttention" not in code
+    assert find_forbidden_use(code, "torch.nn.MultiheadAttention") is None
+    # ... but a helper the answer calls that uses the forbidden class is followed, through any depth
+    cheat = "from torch import nn\ndef softmax(x):\n    return inner(x)\ndef inner(x):\n    return nn.MultiheadAttention(4, 2)(x, x, x)[0]\n"
+    code = reachable_code([(False, scratch), (False, cheat), (True, answer)])
+    assert find_forbidden_use(code, "torch.nn.MultiheadAttention") is not None
+    # a name declared global inside the answer is the global one
+    answer_global = "def f(x):\n    global weights\n    return weights(x)\n"
+    code = reachable_code([(False, scratch), (True, answer_global)])
+    assert find_forbidden_use(code, "torch.nn.MultiheadAttention") is not None
+    # methods do not see class-body names; comprehension variables are local
+    answer_cls = ("class M:\n    weights = 1\n    def forward(self, x):\n        return weights(x)\n"
+                  "def g(xs):\n    return [weights for weights in xs]\n")
+    code = reachable_code([(False, scratch), (True, answer_cls)])
+    assert "MultiheadAttention" in code  # forward's `weights` is the global one
+
+
 # =============================================================================== contract: harness form
 VALID_TEST = """from course_lib.grading.checks import assert_close, grade
 import torch

@@ -570,14 +570,97 @@ def reachable_code(cells: list[tuple[bool, str]]) -> str:
     work = list(included)
     while work:
         stmt = work.pop()
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                for d in defs.get(node.id, []):
-                    if id(d) not in seen_ids:
-                        seen_ids.add(id(d))
-                        included.append(d)
-                        work.append(d)
+        for name in _free_names(stmt):
+            for d in defs.get(name, []):
+                if id(d) not in seen_ids:
+                    seen_ids.add(id(d))
+                    included.append(d)
+                    work.append(d)
     return "\n".join(ast.unparse(s) for s in included)
+
+
+def _free_names(stmt) -> set[str]:
+    """Names ``stmt`` reads from the module's globals: a function's locals and parameters (``weights``
+    inside ``apply_attention``) are not references to a top-level ``weights`` in a scratch cell."""
+    import ast
+
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+              ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+    def bound_in(nodes) -> set[str]:
+        """Names bound in this scope (not inside nested scopes), less those declared global."""
+        out, glob, todo = set(), set(), list(nodes)
+        while todo:
+            n = todo.pop()
+            if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                out.add(n.id)
+            elif isinstance(n, (ast.Global, ast.Nonlocal)):
+                glob.update(n.names)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                out.update((a.asname or a.name).split(".")[0] for a in n.names)
+            elif isinstance(n, ast.ExceptHandler) and n.name:
+                out.add(n.name)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(n.name)
+                todo.extend(n.decorator_list)  # evaluated here; the body is its own scope
+                continue
+            if isinstance(n, scopes):
+                continue
+            todo.extend(ast.iter_child_nodes(n))
+        return out - glob
+
+    free: set[str] = set()
+
+    def visit(node, bound: frozenset) -> None:
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load) and node.id not in bound:
+                free.add(node.id)
+            return
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            args = node.args
+            for d in [*args.defaults, *[d for d in args.kw_defaults if d is not None]]:
+                visit(d, bound)
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if a is not None and a.annotation is not None:
+                    visit(a.annotation, bound)
+            if isinstance(node, ast.Lambda):
+                body = [node.body]
+            else:
+                for d in node.decorator_list:
+                    visit(d, bound)
+                if node.returns is not None:
+                    visit(node.returns, bound)
+                body = node.body
+            params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a}
+            inner = bound | params | bound_in(body)
+            for b in body:
+                visit(b, frozenset(inner))
+            return
+        if isinstance(node, ast.ClassDef):
+            for n in [*node.decorator_list, *node.bases, *[k.value for k in node.keywords]]:
+                visit(n, bound)
+            class_locals = bound_in(node.body)
+            for b in node.body:  # methods do not see the class body's names
+                is_def = isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef))
+                visit(b, bound if is_def else frozenset(bound | class_locals))
+            return
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            targets = {n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            visit(node.generators[0].iter, bound)  # evaluated in the enclosing scope
+            inner = frozenset(bound | targets)
+            for i, g in enumerate(node.generators):
+                if i:
+                    visit(g.iter, inner)
+                for cond in g.ifs:
+                    visit(cond, inner)
+            for part in ([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]):
+                visit(part, inner)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, bound)
+
+    visit(stmt, frozenset())
+    return free
 
 
 def _bound_names(stmt) -> list[str]:
