@@ -104,6 +104,9 @@ def graded_toy(tmp_path_factory):
     # A correct answer saved under another file name.
     (subs / "renamed").mkdir()
     nbformat.write(solution, subs / "renamed" / "Copy of toy.ipynb")
+    # A long student id in a deep workspace: the kernel's socket paths must still fit (107 bytes).
+    (subs / LONG_ID).mkdir()
+    nbformat.write(solution, subs / LONG_ID / "toy.ipynb")
     # Broken submissions are recorded, never skipped.
     (subs / "corrupt").mkdir()
     (subs / "corrupt" / "toy.ipynb").write_text("{not json")
@@ -137,6 +140,9 @@ def graded_toy(tmp_path_factory):
     return ws, out, grades, expected
 
 
+LONG_ID = "a.student.with.a.very.long.identifier." + "x" * 60
+
+
 def _auto(grades, sid):
     g = grades[(grades.student_id == sid) & grades.question.str.startswith("test_")]
     return float(g.score.sum())
@@ -157,7 +163,8 @@ def test_autograde_scores_every_submission(graded_toy):
     # one row per graded cell per student, nobody lost
     students = {"solution", "blank", "wrong_sign", "wrong_float", "noisy_but_right", "renamed",
                 "corrupt", "empty_folder", "deleted_tests", "edited_tests", "kernel_killer",
-                "deleted_cells_correct"}
+                "deleted_cells_correct", LONG_ID}
+    assert _auto(grades, LONG_ID) == 3
     assert set(grades.student_id) == students
     assert len(grades) == 3 * len(students)
     log = pd.read_csv(out / "grading_log.csv").set_index("student_id")

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -100,10 +101,13 @@ class SandboxedExecute(Execute):
         self._check_assign_resources(resources)
         cwd = str(Path((resources or {}).get("metadata", {}).get("path") or os.getcwd()).resolve())
         scratch = Path(self.scratch_dir or Path(cwd).parent / ".course-scratch").resolve()
-        records, ipc = scratch / "records", scratch / "ipc"
-        for d in (records, ipc):
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True)
+        records = scratch / "records"
+        shutil.rmtree(records, ignore_errors=True)
+        records.mkdir(parents=True)
+        # The kernel's ZMQ sockets are files, and a Unix socket path is at most 107 bytes: a deep
+        # workspace or a long student id would overflow it ("File name too long"). A short private
+        # folder under /tmp (bound into the sandbox) keeps every path short.
+        ipc = Path(tempfile.mkdtemp(prefix="course-ipc-", dir="/tmp" if os.path.isdir("/tmp") else None))
         why_not = probe() if self.sandbox != "off" else "the sandbox is turned off (--sandbox off)"
         if why_not and self.sandbox == "require":
             raise RuntimeError(f"cannot grade without a sandbox: {why_not}")
@@ -141,7 +145,8 @@ class SandboxedExecute(Execute):
             # The kernel could write into these folders; nbgrader and the checker read and write
             # there next, outside the sandbox. Anything but plain files and folders goes (a symlink
             # would redirect a write to the host, a FIFO would block the grader forever).
-            removed = [p for d in (Path(cwd), records, ipc) for p in remove_special_files(d)]
+            removed = [p for d in (Path(cwd), records) for p in remove_special_files(d)]
+            shutil.rmtree(ipc, ignore_errors=True)  # sockets and the connection file only
             if removed:
                 report.setdefault("notes", []).append(
                     f"removed {len(removed)} link(s) or special file(s) the notebook created: {', '.join(removed[:5])}")
