@@ -1,0 +1,22 @@
+"""Training runners for the assignments' experiments (``python -m course_lib.runners.<name>``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def json_safe(x):
+    """``x`` with everything JSON can hold: NaN/inf -> None, paths -> str, 0-dim tensors and numpy
+    scalars -> Python numbers, dict keys -> str; lists, tuples and dicts recursively."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:  # numpy / torch scalars
+        return json_safe(x.item())
+    return x

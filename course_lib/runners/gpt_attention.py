@@ -119,6 +119,8 @@ import torch
 from torch import nn
 
 from ..device import describe_device, fast_mode, get_device, seed_everything
+from ..train import _atomic_save
+from . import json_safe
 
 __all__ = [
     "Config", "CONFIGS", "RunResult", "RunInterrupted", "run", "run_all", "main", "build_parser",
@@ -596,35 +598,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _json_safe(x):
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
-        return _json_safe(x.item())
-    return x
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    _atomic_write_text(path, "".join(json.dumps(_json_safe(r), sort_keys=False) + "\n" for r in rows))
+    _atomic_write_text(path, "".join(json.dumps(json_safe(r), sort_keys=False) + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -865,7 +842,7 @@ class RunResult:
         }
 
     def to_json(self) -> dict:
-        return _json_safe({
+        return json_safe({
             "number": self.number,
             "name": self.name,
             "config": dataclasses.asdict(self.config),
@@ -1039,7 +1016,7 @@ def run(
         "torch_version": torch.__version__, "python_version": platform.python_version(),
         "platform": platform.platform(), "updated_at": _now(),
     }
-    _atomic_write_text(meta_path, json.dumps(_json_safe(meta), indent=2) + "\n")
+    _atomic_write_text(meta_path, json.dumps(json_safe(meta), indent=2) + "\n")
 
     say(f"{config.label}: {type(model).__name__}, {n_params:,} parameters ({n_trainable:,} trainable), "
         f"{config.optimizer_name} lr {config.lr:g}, on {device} ({_amp_dtype(device, config.amp)}); "
@@ -1118,9 +1095,9 @@ def run(
                 "device": str(device), "amp_dtype": _amp_dtype(device, config.amp),
                 "resumed": start_epoch > 0, "finished_at": _now(),
             }
-            history.append(_json_safe(row))
+            history.append(json_safe(row))
             # Checkpoint first, then the log line: the log never runs ahead of the checkpoint.
-            _atomic_torch_save({
+            _atomic_save({
                 "format": LOG_FORMAT, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "rng": _rng_state(), "history": history,
                 "config": dataclasses.asdict(config),
@@ -1194,7 +1171,7 @@ def record_results(results: Mapping[int, RunResult] | None = None, path: str | o
                          "or pass allow_partial=True")
     runs = [results[n].to_json() for n in sorted(results)]
     devices = sorted({r["device_description"] for r in runs if r.get("device_description")})
-    data = _json_safe({
+    data = json_safe({
         "runner": f"course_lib.runners.{ASSIGNMENT}", "assignment": ASSIGNMENT, "dataset": DATASET,
         "date": _now(), "note": note, "devices": devices, "torch_version": torch.__version__,
         "python_version": platform.python_version(), "platform": platform.platform(),

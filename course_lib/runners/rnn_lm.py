@@ -43,6 +43,7 @@ from ..data import fetch_text
 from ..device import describe_device, fast_mode, get_device, seed_everything
 from ..text import CharVocab, make_char_lm_data, make_loaders
 from ..train import fit
+from . import json_safe
 
 __all__ = ["Config", "RunResult", "build_parser", "default_model_factory", "run", "main",
            "FAST_MAX_LINES", "FAST_EPOCHS"]
@@ -182,17 +183,6 @@ def default_model_factory(config: Config, vocab: CharVocab) -> nn.Module:
     )
 
 
-def _json_safe(x):
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:  # numpy / torch scalars
-        return _json_safe(x.item())
-    return x
-
 
 @dataclass
 class RunResult:
@@ -246,7 +236,7 @@ class RunResult:
             "history": hist.to_dict(orient="records"),
             "samples": pd.DataFrame(self.samples).to_dict(orient="records"),
         }
-        return _json_safe(data)
+        return json_safe(data)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         path = Path(path)
