@@ -25,29 +25,28 @@ help:
 
 setup: $(STAMP) sandbox
 
-# The grader runs students' kernels in a bubblewrap sandbox. Install it where we can (root on
-# Debian/Ubuntu, as in CI); elsewhere grading warns and runs with rlimits only (see README).
+# $(call apt_ensure,COMMAND,DEBIAN PACKAGE,WHAT IT IS FOR,WHAT HAPPENS WITHOUT IT): install the
+# package where we can (root on Debian/Ubuntu, as in CI); elsewhere say how, and go on without it.
+define apt_ensure
+@command -v $(1) >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(2) ($(3))"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2)) >/dev/null \
+			|| echo "warning: could not install $(2); $(4)" >&2; \
+	else \
+		echo "note: $(2) ($(1)) is not installed; $(4). Install it with: sudo apt-get install -y $(2)" >&2; \
+	fi; }
+endef
+
+# The grader runs students' kernels in a bubblewrap sandbox; without it grading warns and runs with
+# rlimits only (see README).
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing bubblewrap (the grader's sandbox)"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null \
-				|| echo "warning: could not install bubblewrap; grading will run without a sandbox" >&2; \
-		else \
-			echo "note: bubblewrap (bwrap) is not installed; grading runs without a sandbox. Install it with: sudo apt-get install -y bubblewrap" >&2; \
-		fi; }
+	$(call apt_ensure,bwrap,bubblewrap,the grader's sandbox,grading runs without a sandbox)
 
 # The browser tests drive Debian's Chromium with Playwright (pip package `playwright`, in the dev
 # extra; `playwright install` would download its own browser, which we do not need).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing chromium (for the browser tests)"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
-				|| echo "warning: could not install chromium; the browser tests will be skipped" >&2; \
-		else \
-			echo "note: chromium is not installed; the browser tests are skipped. Install it with: sudo apt-get install -y chromium" >&2; \
-		fi; }
+	$(call apt_ensure,chromium,chromium,for the browser tests,the browser tests are skipped)
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed (nbgrader 0.9.6); set PYTHON=/path/to/python3.11"' \
