@@ -1,8 +1,8 @@
 """Every assignment end to end, the path `make demo` takes: release, example submissions, autograde.
 
 `course demo NAME` exits non-zero when any example submission (the reference solution, the blank
-release, and each wrong or cheating version in examples.toml) does not get exactly its expected
-automatic score. `rnn_lm` has its own, more detailed test (test_e2e_rnn_lm.py).
+release, the correct versions written differently, and each wrong or cheating version in
+examples.toml) does not get exactly its expected automatic score. `rnn_lm` has its own, more detailed test (test_e2e_rnn_lm.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ import pandas as pd
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.course import list_assignments
+from course_lib.grading.contract import check_notebook
+from course_lib.grading.course import get_assignment, list_assignments
+from course_lib.grading.examples import load_examples
 
 pytestmark = pytest.mark.slow
 
 DETAILED = {"rnn_lm"}
+
+
+def _edits(a, spec, student_id):
+    return next(ex.edits for ex in load_examples(a.source_dir / "examples.toml", spec) if ex.student_id == student_id)
 
 
 @pytest.mark.parametrize("name", [n for n in list_assignments() if n not in DETAILED])
@@ -33,7 +39,16 @@ def test_every_example_submission_gets_its_expected_score(name, tmp_path):
     by_id = totals.set_index("student_id")
     assert by_id.loc["solution", "auto_score"] == by_id.loc["solution", "auto_max"] > 0
     assert by_id.loc["blank", "auto_score"] == 0
-    wrong = [s for s in by_id.index if s not in ("solution", "blank")]
+    a = get_assignment(name)
+    spec = check_notebook(a.notebook)
+    kinds = {ex.student_id: ex.kind for ex in load_examples(a.source_dir / "examples.toml", spec)}
+    assert set(kinds) == set(by_id.index)
+    correct = [s for s, kind in kinds.items() if kind == "variant"]
+    wrong = [s for s, kind in kinds.items() if kind == "mutant"]
+    assert correct and all(by_id.loc[s, "auto_score"] == by_id.loc[s, "auto_max"] for s in correct)
     assert len(wrong) >= 5 and all(by_id.loc[s, "auto_score"] < by_id.loc[s, "auto_max"] for s in wrong)
+    # the correct variants together rewrite every solution cell
+    solution_cells = {c.grade_id for c in spec.cells if c.kind == "solution"}
+    assert {e["cell"] for s in correct for e in _edits(a, spec, s)} == solution_cells
     feedback = sorted(p.stem for p in (tmp_path / "demo" / "graded" / name / "feedback").glob("*.html"))
     assert feedback == sorted(by_id.index)

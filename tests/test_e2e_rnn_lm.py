@@ -1,7 +1,7 @@
 """End to end for `rnn_lm`: release -> example submissions -> autograde -> gradebook and feedback.
 
-The reference solution must get full marks, the blank release 0, and each wrong version must lose
-exactly the points of the tests its bug breaks (as listed in notebooks/rnn_lm/examples.toml).
+The reference solution and the correct versions written differently must get full marks, the blank
+release 0, and each wrong version must lose exactly the points of the tests its bug breaks (as listed in notebooks/rnn_lm/examples.toml).
 """
 
 from __future__ import annotations
@@ -53,11 +53,15 @@ def test_release_contains_no_solutions(graded):
     assert {c.grade_id for c in spec.graded()} <= released_ids
 
 
-def test_examples_cover_solution_blank_and_wrong_versions():
+def test_examples_cover_solution_blank_correct_and_wrong_versions():
     spec = check_notebook(SOURCE)
     examples = load_examples(REPO / "notebooks" / NAME / "examples.toml", spec)
     kinds = [e.kind for e in examples]
-    assert kinds.count("solution") == 1 and kinds.count("blank") == 1 and kinds.count("mutant") >= 5
+    assert kinds.count("solution") == 1 and kinds.count("blank") == 1
+    assert kinds.count("variant") >= 1 and kinds.count("mutant") >= 5
+    # the variants together rewrite every solution cell of the notebook
+    solution_cells = {c.grade_id for c in spec.cells if c.kind == "solution"}
+    assert {e["cell"] for ex in examples if ex.kind == "variant" for e in ex.edits} == solution_cells
 
 
 def test_each_example_gets_exactly_its_expected_score(graded):

@@ -1,8 +1,9 @@
 """Example submissions generated from an instructor notebook.
 
 ``notebooks/<assignment>/examples.toml`` lists them: the reference solution (full marks), the blank
-release (0) and realistic wrong solutions, each a few exact text edits of one solution cell plus
-the list of test cells it must lose. :func:`build_examples` writes them as
+release (0), correct solutions written differently from the reference (``variant``: full marks), and
+realistic wrong solutions (``mutant``), each a few exact text edits of solution cells plus the list
+of test cells it must lose. :func:`build_examples` writes them as
 ``OUT/<student_id>/<assignment>.ipynb`` and returns the expected automatic score of each, so a demo
 or a test can check that the grader takes off exactly the points of each bug.
 """
@@ -20,10 +21,13 @@ from .contract import NotebookSpec, check_notebook, strip_solution_markers
 from .course import GradingError, STUDENT_RE, get_assignment
 
 
+KINDS = ("solution", "blank", "variant", "mutant")
+
+
 @dataclass
 class Example:
     student_id: str
-    kind: str  # solution | blank | mutant
+    kind: str  # solution | blank | variant (correct, written differently) | mutant
     description: str = ""
     loses: list[str] = field(default_factory=list)
     edits: list[dict] = field(default_factory=list)
@@ -53,13 +57,16 @@ def load_examples(path: Path, spec: NotebookSpec) -> list[Example]:
         where = f"{path}: submission {i} ({ex.student_id or '?'})"
         if not STUDENT_RE.match(ex.student_id):
             raise GradingError(f"{where}: invalid student_id")
-        if ex.kind not in ("solution", "blank", "mutant"):
-            raise GradingError(f"{where}: kind must be solution, blank or mutant")
+        if ex.kind not in KINDS:
+            raise GradingError(f"{where}: kind must be one of {', '.join(KINDS)}")
         unknown = sorted(set(ex.loses) - test_ids)
         if unknown:
             raise GradingError(f"{where}: loses names unknown test cells {unknown}")
         if ex.kind == "mutant" and not (ex.edits and ex.loses):
             raise GradingError(f"{where}: a mutant needs edits and the tests it loses")
+        if ex.kind == "variant" and (ex.loses or not ex.edits):
+            raise GradingError(f"{where}: a variant is a correct solution written differently: it needs edits "
+                               "and loses no test")
         for e in ex.edits:
             if e.get("cell") not in solution_ids or "old" not in e or "new" not in e:
                 raise GradingError(f"{where}: each edit needs cell (a solution grade_id), old and new")
