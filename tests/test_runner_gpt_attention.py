@@ -200,8 +200,8 @@ def test_fast_mode_keeps_the_architecture_and_shrinks_the_rest(monkeypatch, tmp_
 def test_fast_run_writes_a_complete_log(tmp_path, number):
     lines = []
     result = ga.run(fast(number), FACTORY, progress=False, log_dir=tmp_path, log=lines.append, data=toy_data())
-    h = result.history
-    assert h["epoch"].tolist() == [1, 2] and result.finished and result.epochs_trained_now == 2
+    h, E = result.history, ga.FAST_EPOCHS
+    assert E >= 2 and h["epoch"].tolist() == list(range(1, E + 1)) and result.finished and result.epochs_trained_now == E
     for split in ("train", "valid"):
         assert np.isfinite(h[f"{split}_ppl"]).all() and (h[f"{split}_ppl"] > 1).all()
         np.testing.assert_allclose(h[f"{split}_ppl"], np.exp(h[f"{split}_loss"]), rtol=1e-12)
@@ -210,13 +210,14 @@ def test_fast_run_writes_a_complete_log(tmp_path, number):
     folder = tmp_path / "fast" / f"{number:02d}-{CONFIGS[number].name}"
     assert result.log_dir == folder
     rows = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2] and set(ga.HISTORY_COLUMNS) <= set(rows[0])
+    assert [r["epoch"] for r in rows] == list(range(1, E + 1)) and set(ga.HISTORY_COLUMNS) <= set(rows[0])
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["config"]["number"] == number and meta["vocabulary_size"] == V and meta["config"]["fast"]
     ckpt = torch.load(folder / "checkpoint.pt", weights_only=True)
-    assert ckpt["epoch"] == 2 and set(ckpt) >= {"model", "optimizer", "rng", "history"}
-    assert any("epoch  2/2" in line for line in lines) and result.model is not None
-    assert result.best_valid_ppl == pytest.approx(h["valid_ppl"].min()) and result.best_epoch == 2
+    assert ckpt["epoch"] == E and set(ckpt) >= {"model", "optimizer", "rng", "history"}
+    assert any(f"epoch  {E}/{E}" in line for line in lines) and result.model is not None
+    assert result.best_valid_ppl == pytest.approx(h["valid_ppl"].min())
+    assert result.best_epoch == int(h["epoch"][h["valid_ppl"].idxmin()])
 
 
 def test_timing_memory_and_throughput_fields(tmp_path):
@@ -249,7 +250,7 @@ def _stop_at(epoch: int, step: int):
 
 @pytest.mark.parametrize("number", [2, 6])
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, number):
-    config = fast(number)
+    config = fast(number, epochs=2)
     straight = ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "a", log=None, data=toy_data())
 
     with pytest.raises(RunInterrupted):
@@ -260,10 +261,11 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, numb
     assert [json.loads(line)["epoch"] for line in first.splitlines()] == [1]
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["epoch"] == 1
 
-    steps = []
+    steps, totals = [], []
     resumed = ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "b", log=None, data=toy_data(),
-                     on_step=lambda e, s: steps.append(e))
+                     on_step=lambda e, s: steps.append(e), on_start=totals.append)
     assert steps and set(steps) == {2}  # epoch 1 was not recomputed
+    assert totals == [len(steps)]  # the steps still to take, announced before the first one
     assert resumed.resumed_from_epoch == 1 and resumed.epochs_trained_now == 1
     assert (folder / "epochs.jsonl").read_text().splitlines()[0] == first.splitlines()[0]
     pd.testing.assert_frame_equal(numeric(resumed.history), numeric(straight.history))
@@ -284,7 +286,7 @@ def test_finished_run_is_read_back_not_retrained(tmp_path):
 
     lines = []
     again = ga.run(config, FACTORY, progress=False, log_dir=tmp_path, log=lines.append, data=None,
-                   on_step=must_not_train)  # data=None: WikiText-2 is not even loaded
+                   on_step=must_not_train, on_start=must_not_train)  # data=None: WikiText-2 is not even loaded
     assert log.read_bytes() == before and again.epochs_trained_now == 0
     pd.testing.assert_frame_equal(again.history, first.history)
     assert any("finished run read from" in line for line in lines)
@@ -299,17 +301,20 @@ def test_finished_run_is_read_back_not_retrained(tmp_path):
 def test_more_epochs_extend_a_finished_run(tmp_path):
     config = Config(number=0, model="lstm", optimizer="adam", epochs=1, batch_size=4, embedding_size=8,
                     hidden_size=8, sequence_length=T)
-    one = ga.run(config, FACTORY, progress=False, log_dir=tmp_path, log=None, data=toy_data())
+    totals = []
+    one = ga.run(config, FACTORY, progress=False, log_dir=tmp_path, log=None, data=toy_data(n_train=18),
+                 on_start=totals.append)
     steps = []
-    two = ga.run(config.replace(epochs=2), FACTORY, progress=False, log_dir=tmp_path, log=None, data=toy_data(),
-                 on_step=lambda e, s: steps.append(e))
+    two = ga.run(config.replace(epochs=2), FACTORY, progress=False, log_dir=tmp_path, log=None,
+                 data=toy_data(n_train=18), on_step=lambda e, s: steps.append(e), on_start=totals.append)
+    assert totals == [5, 5] and len(steps) == 5  # 18 sequences in batches of 4: 5 steps, the last one short
     assert set(steps) == {2} and two.history["epoch"].tolist() == [1, 2] and two.log_dir == one.log_dir
     pd.testing.assert_frame_equal(numeric(two.history.iloc[:1]), numeric(one.history))
     assert one.log_dir.name.startswith("custom-LSTM-Adam-1L-")
 
 
 def test_changed_model_code_or_no_resume_starts_over(tmp_path):
-    config = fast(2)
+    config = fast(2, epochs=2)
     ga.run(config, FACTORY, progress=False, log_dir=tmp_path, log=None, data=toy_data())
 
     class OtherLSTM(TinyLSTM):

@@ -1701,8 +1701,8 @@ del gpt_model, tiny_gpt
 # **Where to run it.** The full runs need a GPU: each one is 10 epochs over the 2 million words
 # of the training set. The runner uses bf16 mixed precision on a GPU. With `COURSE_FAST=1` (set
 # it before starting Jupyter) every configuration keeps its architecture, optimizer and settings
-# but runs 2 epochs on a few sequences, at embedding size 64, in seconds on a CPU: a check that
-# everything works, not results. Full runs keep their logs in the user cache (or in
+# but runs 3 epochs on 32 short sequences (24 optimizer steps), at embedding size 64, in seconds on
+# a CPU: a check that everything works (Adam already pulls away from SGD), not results. Full runs keep their logs in the user cache (or in
 # `$COURSE_RUNS_DIR/gpt_attention`; on Colab, point `COURSE_RUNS_DIR` at your Google Drive so
 # that the logs survive a disconnection), so running a cell again continues where it stopped
 # and reads finished runs back. From the command line, the same runner with the reference
@@ -1737,9 +1737,10 @@ def train(numbers):
     experiments_bar = tqdm(total=len(numbers), desc="experiments", unit="run")
     steps_bar = tqdm(desc="steps", unit="step")
     for number in numbers:
-        steps_bar.reset()
+        steps_bar.reset(total=0)  # stays at 0/0 for a finished run that is read back
         steps_bar.set_description(f"experiment {number}: steps")
         results[number] = ga.run(number, model_factory=make_model, progress=False, log_dir=LOG_DIR,
+                                 on_start=lambda total: steps_bar.reset(total=total),
                                  on_step=lambda epoch, step: steps_bar.update())
         experiments_bar.update()
     steps_bar.close()
@@ -1812,7 +1813,7 @@ if recorded:
 
 # %% tags=["experiment"]
 ga.results_table(results, caption=None if not fast_mode() else
-                 "FAST MODE (2 epochs on a few sequences, embedding size 64): a check, not results. "
+                 "FAST MODE (3 epochs on 32 short sequences, embedding size 64): a check, not results. "
                  "ppl = exp(mean NLL per real token); best valid ppl: the lowest validation ppl across epochs; "
                  "s/epoch: seconds per epoch; memory: peak memory (MiB); tokens/s: training throughput. "
                  "Bold: the best validation ppl of each architecture.")
