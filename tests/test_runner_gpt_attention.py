@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -557,3 +558,50 @@ def test_reference_models_through_the_default_factory(tmp_path):
         r = ga.run(fast(n), progress=False, log_dir=tmp_path, log=None, data=toy_data(8, 4))
         assert np.isfinite(r.history[["train_ppl", "valid_ppl"]].to_numpy()).all()
         assert type(r.model).__name__ == ("LSTM" if n == 1 else "MiniGPT1")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the throughput benchmark (benchmarks/gpt_attention_throughput.py): runs, reports the second epoch
+
+
+def _benchmark_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpt_attention_throughput.py"
+    spec = importlib.util.spec_from_file_location("gpt_attention_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_throughput_benchmark_measures_the_runner_at_full_configuration(monkeypatch):
+    bench = _benchmark_module()
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    monkeypatch.setattr(ga, "_load_wikitext", lambda config: toy_data(n_train=64))
+    monkeypatch.setattr(ga, "default_model_factory", FACTORY)
+    seen = []
+    real_run = ga.run
+
+    def spy(config, *args, **kwargs):
+        result = real_run(config, *args, **kwargs)
+        seen.append((config, result.history))
+        return result
+
+    monkeypatch.setattr(ga, "run", spy)
+    row = bench.measure(6, steps=2, device="cpu", amp=True, compile=False)
+    (config, history), = seen
+    assert not config.fast and config.epochs == 2 and config.embedding_size == 768 and config.batch_size == 16
+    assert config.max_train_sequences == 2 * 16 and len(history) == 2
+    steady = history.iloc[-1]  # the second epoch; the first is the warm-up
+    assert row["config"] == "6 GPT-AdamW-1L" and row["precision"] == "float32"
+    assert row["tokens/s"] == round(steady["tokens_per_second"])
+    assert row["s/step"] == round(steady["train_seconds"] / 2, 3)
+    assert row["minutes for 10 epochs"] == pytest.approx(10 * bench.TRAIN_TOKENS / steady["tokens_per_second"] / 60, abs=0.05)
+
+
+def test_throughput_benchmark_refuses_fast_mode_and_unknown_configs(monkeypatch, capsys):
+    bench = _benchmark_module()
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    assert bench.main(["--configs", "13"]) == 2 and "choose from 1-12" in capsys.readouterr().err
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert bench.main([]) == 2 and "unset it" in capsys.readouterr().err
