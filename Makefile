@@ -12,6 +12,9 @@ export MPLBACKEND ?= Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 LABDIR ?= lab
+# pytest processes for `make test` (pytest-xdist; each test file stays in one process, so a module's
+# fixtures run once and a notebook's cells run in order); TEST_WORKERS=0 runs everything in one.
+TEST_WORKERS ?= 2
 
 .PHONY: help setup sandbox browser demo test test-fast release lint notebooks lab clean distclean
 
@@ -62,7 +65,8 @@ demo: setup
 	$(BIN)/course --workdir $(WORKDIR) demo
 
 test: setup browser
-	COURSE_FAST=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests notebooks --nbval-lax --durations=15
+	COURSE_FAST=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests notebooks --nbval-lax --durations=15 \
+		$$([ "$(TEST_WORKERS)" = 0 ] || echo "-n $(TEST_WORKERS) --dist loadfile")
 
 release: setup
 	$(BIN)/course --workdir build/grading release --all --output build/release
