@@ -23,10 +23,6 @@ pytestmark = pytest.mark.slow
 DETAILED = {"rnn_lm"}
 
 
-def _edits(a, spec, student_id):
-    return next(ex.edits for ex in load_examples(a.source_dir / "examples.toml", spec) if ex.student_id == student_id)
-
-
 @pytest.mark.parametrize("name", [n for n in list_assignments() if n not in DETAILED])
 def test_every_example_submission_gets_its_expected_score(name, tmp_path):
     buf = io.StringIO()
@@ -47,8 +43,5 @@ def test_every_example_submission_gets_its_expected_score(name, tmp_path):
     wrong = [s for s, kind in kinds.items() if kind == "mutant"]
     assert correct and all(by_id.loc[s, "auto_score"] == by_id.loc[s, "auto_max"] for s in correct)
     assert len(wrong) >= 5 and all(by_id.loc[s, "auto_score"] < by_id.loc[s, "auto_max"] for s in wrong)
-    # the correct variants together rewrite every solution cell
-    solution_cells = {c.grade_id for c in spec.cells if c.kind == "solution"}
-    assert {e["cell"] for s in correct for e in _edits(a, spec, s)} == solution_cells
     feedback = sorted(p.stem for p in (tmp_path / "demo" / "graded" / name / "feedback").glob("*.html"))
     assert feedback == sorted(by_id.index)

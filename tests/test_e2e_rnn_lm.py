@@ -58,10 +58,7 @@ def test_examples_cover_solution_blank_correct_and_wrong_versions():
     examples = load_examples(REPO / "notebooks" / NAME / "examples.toml", spec)
     kinds = [e.kind for e in examples]
     assert kinds.count("solution") == 1 and kinds.count("blank") == 1
-    assert kinds.count("variant") >= 1 and kinds.count("mutant") >= 5
-    # the variants together rewrite every solution cell of the notebook
-    solution_cells = {c.grade_id for c in spec.cells if c.kind == "solution"}
-    assert {e["cell"] for ex in examples if ex.kind == "variant" for e in ex.edits} == solution_cells
+    assert kinds.count("variant") >= 1 and kinds.count("mutant") >= 5  # coverage: test_notebooks.py
 
 
 def test_each_example_gets_exactly_its_expected_score(graded):

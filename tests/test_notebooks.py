@@ -91,3 +91,19 @@ def test_course_lint_reports_missing_shape_comments(toy_course, capsys):
     assert cli.main(["lint", "toy"]) == 1
     err = capsys.readouterr().err
     assert "add: add (line 2) takes or returns tensors" in err
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_every_test_cell_fails_for_a_plausible_wrong_solution(name):
+    """A test cell that no wrong solution fails could be a test that cannot fail: each one is in the
+    `loses` of at least one `wrong_*` example (a plausible bug, not a forbidden-function cheat), and
+    the variants together rewrite every solution cell. The end-to-end tests grade them all."""
+    from course_lib.grading.examples import load_examples
+
+    spec = check_notebook(REPO / "notebooks" / name / f"{name}.ipynb")
+    examples = load_examples(REPO / "notebooks" / name / "examples.toml", spec)
+    lost = {t for ex in examples if ex.kind == "mutant" and ex.student_id.startswith("wrong_") for t in ex.loses}
+    assert sorted({t.grade_id for t in spec.tests} - lost) == [], "test cells no wrong_* example fails"
+    rewritten = {e["cell"] for ex in examples if ex.kind == "variant" for e in ex.edits}
+    assert sorted({c.grade_id for c in spec.cells if c.kind == "solution"} - rewritten) == [], \
+        "solution cells no variant rewrites"
