@@ -87,8 +87,9 @@ the first 32 training and 8 validation windows of 32 tokens, in batches of 4 (24
 run, 288 for all 12), with embedding and hidden sizes 64 and 4 heads: 2 to 4 seconds per run on one
 CPU thread (46 s for all 12, data loading included). That is enough for the curves to separate:
 after 3 epochs the Adam/AdamW GPTs are near validation perplexity 9,000 and the LSTMs between
-15,000 and 27,000, while SGD and momentum have hardly moved from the vocabulary size (33,279). At the handout's sizes one training step takes about 21 s (LSTM) to 25 s (GPT) for a
-16 x 256 batch on one CPU thread, and still about 1.1 s for a 4 x 32 batch (the 768-wide embedding
+15,000 and 27,000, while SGD and momentum have hardly moved from the vocabulary size (33,279).
+At the handout's sizes one training step takes about 21 s (LSTM) to 25 s (GPT) for a 16 x 256
+batch on one CPU thread, and still about 1.1 s for a 4 x 32 batch (the 768-wide embedding
 and output layer over a 33k-word vocabulary dominate; at most about 200 tokens/s, against 0.1 s per
 step at the fast sizes), so shrinking the data alone does not give a check that takes seconds.
 Fast runs are logged under ``<log_dir>/fast/`` and can never be recorded as results.
