@@ -58,8 +58,7 @@ __all__ = [
     "fetch_text",
     "list_datasets",
     "verify",
-    "load_result",
-    "registry",
+        "registry",
     "cache_dir",
     "mirror_dir",
 ]
@@ -630,32 +629,3 @@ def _canonical_url(ds: dict[str, Any], entry: dict[str, Any]) -> str | None:
 
 # ---------------------------------------------------------------------------------------------------
 # recorded results
-
-
-def load_result(assignment: str) -> dict:
-    """Load the recorded results of a long training run: ``data/results/<assignment>.json`` as a dict.
-
-    Notebooks use these as a clearly labelled fallback when there is no GPU. The file is written by the
-    assignment's training runner (``python -m course_lib.runners.<assignment> --record data/results/<assignment>.json``)
-    and shipped with the package (package data of ``course_lib._data``).
-
-    Raises:
-        DataError: the file does not exist (the message says how to create it) or is not valid JSON.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", assignment or "") or ".." in assignment:
-        raise DataError(f"Invalid assignment name {assignment!r}: use letters, digits, '_', '-' or '.'.")
-    candidates = [_resource("results", f"{assignment}.json"), _REPO_DATA / "results" / f"{assignment}.json"]
-    for path in candidates:
-        if path.is_file():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path} is not valid JSON ({err}). Re-run the training runner to rewrite it.") from None
-    folder = candidates[0].parent
-    available = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-    raise DataError(
-        f"No recorded results for {assignment!r}: {candidates[0]} does not exist. Create it with the "
-        f"assignment's training runner, from the repository root: `python -m course_lib.runners.{assignment} "
-        f"--record data/results/{assignment}.json` (see --help for the full-size settings). "
-        f"Recorded so far: {', '.join(available) if available else 'none'}."
-    )

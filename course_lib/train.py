@@ -29,11 +29,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .layers import mask_loss, token_losses
+import torch.nn.functional as F
 
-__all__ = ["History", "fit", "evaluate", "to_device", "perplexity", "HISTORY_COLUMNS"]
+__all__ = ["History", "fit", "evaluate", "to_device", "perplexity", "token_losses", "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_ppl", "dev_loss", "dev_ppl", "seconds", "is_best"]
+
+
+def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token negative log-likelihood: logits (B, T, V), targets (B, T) -> losses (B, T)."""
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T), reduction="none").view(B, T)
 
 
 def perplexity(loss: float) -> float:
@@ -163,7 +169,7 @@ def fit(
     *,
     optimizer: torch.optim.Optimizer,
     epochs: int,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mask_loss,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     device: torch.device | str | None = None,
     callback: Callable[[int, nn.Module, dict], object] | None = None,
     callback_model: str = "current",
@@ -179,7 +185,7 @@ def fit(
     ``backward``, optional gradient-norm clipping at ``grad_clip``, ``optimizer.step()``.
 
     - ``train_loss``: the token-weighted mean over the epoch of the ``loss_fn`` values (for
-      :func:`mask_loss`, the mean training NLL per token, dropout on). It is accumulated on the
+      a masked mean, the mean training NLL per token, dropout on). It is accumulated on the
       device and read once per epoch, so the loop never waits for the GPU on each step.
     - ``dev_loss``: :func:`evaluate` on ``dev_loader`` (sum of masked token NLL / number of real
       tokens, eval mode, no gradients), computed here independently of ``loss_fn``.

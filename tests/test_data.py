@@ -598,25 +598,3 @@ def test_real_entries_download_through_their_unpack_methods(real_mirror, monkeyp
 
 # ---------------------------------------------------------------------------------------------------
 # recorded results
-
-
-def test_load_result(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "_resource", lambda *parts: tmp_path.joinpath(*parts))
-    monkeypatch.setattr(data, "_REPO_DATA", tmp_path)
-    with pytest.raises(data.DataError) as info:
-        data.load_result("rnn_lm")
-    message = str(info.value)
-    assert "data/results/rnn_lm.json" in message and "python -m course_lib.runners" in message
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "rnn_lm.json").write_text(json.dumps({"dev_ppl": 123.4}))
-    assert data.load_result("rnn_lm") == {"dev_ppl": 123.4}
-    (tmp_path / "results" / "broken.json").write_text("{")
-    with pytest.raises(data.DataError, match="not valid JSON"):
-        data.load_result("broken")
-    with pytest.raises(data.DataError, match="Invalid assignment name"):
-        data.load_result("../registry")
-
-
-def test_load_result_missing_uses_the_package_resource():
-    with pytest.raises(data.DataError, match="No recorded results for 'no_such_assignment'"):
-        data.load_result("no_such_assignment")

@@ -612,14 +612,14 @@ def test_forbidden_class_construction_and_forward_raise():
 
 
 def test_forbidden_module_functions_raise():
-    import course_lib.layers as L
+    import course_solutions.layers as L
 
     losses, mask = torch.tensor([[1.0, 3.0]]), torch.tensor([[1, 0]])
     originals = {k: getattr(L, k) for k in L.__all__}
-    with forbidden(["course_lib.layers"], "test_gen"):
-        with pytest.raises(ForbiddenFunction, match="course_lib.layers.mask_loss is not allowed in test_gen"):
+    with forbidden(["course_solutions.layers"], "test_gen"):
+        with pytest.raises(ForbiddenFunction, match="course_solutions.layers.mask_loss is not allowed in test_gen"):
             L.mask_loss(losses, mask)
-        with pytest.raises(ForbiddenFunction, match="course_lib.layers.generate"):
+        with pytest.raises(ForbiddenFunction, match="course_solutions.layers.generate"):
             L.generate(None, None)
     assert {k: getattr(L, k) for k in L.__all__} == originals
     assert L.mask_loss(losses, mask).item() == 1.0
@@ -653,10 +653,10 @@ def test_forbidden_with_nothing_to_forbid_changes_nothing():
      "from torch.nn.functional import layer_norm"),
     ("from torch.nn.functional import layer_norm as ln\n", "torch.nn.functional.layer_norm", "layer_norm as ln"),
     ("from torch import nn\ncls = getattr(nn, 'LayerNorm')", "torch.nn.LayerNorm", "getattr(nn, 'LayerNorm')"),
-    ("import course_lib.layers\n", "course_lib.layers", "import course_lib.layers"),
-    ("from course_lib import layers\n", "course_lib.layers", "from course_lib import layers"),
-    ("from course_lib.layers import generate\n", "course_lib.layers", "from course_lib.layers import generate"),
-    ("import importlib\nm = importlib.import_module('course_lib.layers')", "course_lib.layers", "'course_lib.layers'"),
+    ("import course_solutions.layers\n", "course_solutions.layers", "import course_solutions.layers"),
+    ("from course_solutions import layers\n", "course_solutions.layers", "from course_solutions import layers"),
+    ("from course_solutions.layers import generate\n", "course_solutions.layers", "from course_solutions.layers import generate"),
+    ("import importlib\nm = importlib.import_module('course_solutions.layers')", "course_solutions.layers", "'course_solutions.layers'"),
     ("def f(x):\n    import torch.nn.functional as Q\n    return Q.layer_norm(x, (3,))",
      "torch.nn.functional.layer_norm", "Q.layer_norm"),
 ])
@@ -672,7 +672,7 @@ def test_find_forbidden_use_positives(code, dotted, hit):
     ("class Block:\n    def __init__(self):\n        self.LayerNorm = MyNorm(3)", "torch.nn.LayerNorm"),
     ("from torch import nn\n# like nn.LayerNorm, but by hand\nx = 1", "torch.nn.LayerNorm"),
     ('def norm(x):\n    """Same as nn.LayerNorm(3) without the weights."""\n    return x', "torch.nn.LayerNorm"),
-    ("import my.layers\nfrom my import layers\nlayers.generate()", "course_lib.layers"),
+    ("import my.layers\nfrom my import layers\nlayers.generate()", "course_solutions.layers"),
     ("from torch import nn\nm = nn.LayerNormalization(3)", "torch.nn.LayerNorm"),
     ("from torch import nn\nm = nn.Linear(3, 3)", "torch.nn.LayerNorm"),
     ("def broken(:\n    nn.LayerNorm(3)", "torch.nn.LayerNorm"),  # does not parse: the kernel could not run it
@@ -683,7 +683,7 @@ def test_find_forbidden_use_negatives(code, dotted):
 
 @pytest.mark.parametrize("code, dotted", [
     ("class B:\n    def forward(self, x):\n        return getattr(self, 'layer_norm')(x)", "torch.nn.functional.layer_norm"),
-    ("for block in getattr(model, 'layers'):\n    pass", "course_lib.layers"),
+    ("for block in getattr(model, 'layers'):\n    pass", "course_solutions.layers"),
 ])
 def test_find_forbidden_use_getattr_on_the_students_own_object(code, dotted):
     assert find_forbidden_use(code, dotted) is None

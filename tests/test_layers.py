@@ -1,4 +1,4 @@
-"""Value tests for course_lib.layers against independent computations with the same weights."""
+"""Value tests for course_solutions.layers against independent computations with the same weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_lib.layers import (
+from course_solutions.layers import (
     FeedforwardLanguageModel,
     RNNLanguageModel,
     generate,

@@ -1,4 +1,4 @@
-"""Value tests for the gpt_attention reference layers (course_lib.layers: LSTM, LayerNorm,
+"""Value tests for the gpt_attention reference layers (course_solutions.layers: LSTM, LayerNorm,
 MultiHeadedAttention, Block, GPT1Embedding, MiniGPT1, sequence_nll_loss).
 
 Every reference comparison is a ``check_*`` function (an adapter: it takes the implementation to
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_lib.layers import (
+from course_solutions.layers import (
     LSTM,
     Block,
     GPT1Embedding,

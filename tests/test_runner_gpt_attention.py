@@ -452,10 +452,10 @@ def test_results_table_sorted_by_architecture_layers_optimizer_with_bold_per_arc
     assert 'font-weight: bold' in styler.to_html()
 
 
-def test_record_path_is_where_load_result_looks():
-    from course_lib import data as course_data
+def test_record_path_is_where_load_recorded_looks():
+    import course_solutions
 
-    assert ga.RECORD_PATH == course_data._REPO_DATA / "results" / "gpt_attention.json"
+    assert ga.RECORD_PATH == course_solutions.recorded_path("gpt_attention")
 
 
 def test_record_and_load_recorded(tmp_path):
@@ -481,14 +481,11 @@ def test_record_and_load_recorded(tmp_path):
         ga.record_results(fast_one, tmp_path / "y.json")
 
 
-def test_load_recorded_without_a_file_says_how_to_make_it(monkeypatch):
-    from course_lib import data as course_data
+def test_load_recorded_without_a_file_says_how_to_make_it(monkeypatch, tmp_path):
+    import course_solutions
 
-    def missing(name):
-        raise course_data.DataError(f"No recorded results for {name!r}")
-
-    monkeypatch.setattr(course_data, "load_result", missing)
-    with pytest.raises(course_data.DataError, match="gpt_attention"):
+    monkeypatch.setattr(course_solutions, "RECORDED", tmp_path)
+    with pytest.raises(course_solutions.RecordedError, match="gpt_attention"):
         ga.load_recorded()
 
 
@@ -545,10 +542,10 @@ def test_cli_list_run_and_record(tmp_path, monkeypatch, capsys):
 
 
 def test_reference_models_through_the_default_factory(tmp_path):
-    from course_lib import layers
+    from course_solutions import layers
 
     if not all(hasattr(layers, name) for name in ("LSTM", "MiniGPT1")):
-        pytest.skip("course_lib.layers has no LSTM / MiniGPT1 yet")
+        pytest.skip("course_solutions.layers has no LSTM / MiniGPT1 yet")
     lstm = ga.default_model_factory(CONFIGS[10], 100)
     assert isinstance(lstm, layers.LSTM) and lstm.lstm.num_layers == 4 and lstm.hidden_size == 512
     gpt = ga.default_model_factory(CONFIGS[11].replace(fast=True).resolved(), 100)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from course_lib import layers
+from course_solutions import layers
 from course_lib.runners import rnn_lm
 from course_lib.runners.rnn_lm import Config, RunResult, build_parser, main, run
 from course_lib.train import HISTORY_COLUMNS

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.layers import RNNLanguageModel, mask_loss
+from course_solutions.layers import RNNLanguageModel, mask_loss
 from course_lib.text import make_char_lm_data, make_loaders
 from course_lib.train import HISTORY_COLUMNS, History, evaluate, fit
 
@@ -45,7 +45,7 @@ def _params(model):
 def test_history_columns_and_best_epoch(problem):
     vocab, train, dev, tl, dl, model = problem
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    h = fit(model, tl, dl, optimizer=opt, epochs=4, progress=False)
+    h = fit(model, tl, dl, optimizer=opt, epochs=4, loss_fn=mask_loss, progress=False)
     assert isinstance(h, History) and isinstance(h, pd.DataFrame)
     assert list(h.columns) == HISTORY_COLUMNS
     assert h["epoch"].tolist() == [1, 2, 3, 4]
@@ -64,7 +64,7 @@ def test_history_columns_and_best_epoch(problem):
 def test_dev_loss_equals_independent_computation(problem):
     vocab, train, dev, tl, dl, model = problem
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    h = fit(model, tl, dl, optimizer=opt, epochs=3, progress=False)
+    h = fit(model, tl, dl, optimizer=opt, epochs=3, loss_fn=mask_loss, progress=False)
     # the model holds the best epoch's weights, so its dev NLL is that epoch's dev_loss
     ref = _independent_mean_nll(model, dev)
     assert h.best_dev_loss == pytest.approx(ref, rel=1e-5, abs=1e-6)
@@ -78,7 +78,7 @@ def test_train_loss_is_token_weighted_mean(problem):
     NLL over all training tokens (a plain mean of batch means would weight tokens unequally)."""
     vocab, train, dev, tl, dl, model = problem
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    h = fit(model, tl, dl, optimizer=opt, epochs=1, progress=False)
+    h = fit(model, tl, dl, optimizer=opt, epochs=1, loss_fn=mask_loss, progress=False)
     assert h["train_loss"].iloc[0] == pytest.approx(_independent_mean_nll(model, train), rel=1e-5)
 
 
@@ -151,7 +151,7 @@ def test_grad_clip_bounds_each_update(problem):
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     clip = 1e-3
-    fit(model, tl, dl, optimizer=opt, epochs=1, grad_clip=clip, progress=False)
+    fit(model, tl, dl, optimizer=opt, epochs=1, loss_fn=mask_loss, grad_clip=clip, progress=False)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     steps = len(tl)
     assert (after - before).norm().item() <= steps * clip * (1 + 1e-4)
@@ -160,19 +160,19 @@ def test_grad_clip_bounds_each_update(problem):
     torch.manual_seed(0)
     free = RNNLanguageModel(len(vocab), 4, 8, cell="rnn", pad_id=vocab.pad_id)
     b2 = torch.cat([p.detach().flatten().clone() for p in free.parameters()])
-    fit(free, tl, dl, optimizer=torch.optim.SGD(free.parameters(), lr=1.0), epochs=1, progress=False)
+    fit(free, tl, dl, optimizer=torch.optim.SGD(free.parameters(), lr=1.0), epochs=1, loss_fn=mask_loss, progress=False)
     a2 = torch.cat([p.detach().flatten() for p in free.parameters()])
     assert (a2 - b2).norm().item() > 10 * steps * clip
 
 
 def test_progress_bars_run(problem, capsys):
     vocab, train, dev, tl, dl, model = problem
-    h = fit(model, tl, dl, optimizer=torch.optim.Adam(model.parameters()), epochs=1, progress=True, desc="toy")
+    h = fit(model, tl, dl, optimizer=torch.optim.Adam(model.parameters()), epochs=1, loss_fn=mask_loss, progress=True, desc="toy")
     assert len(h) == 1
 
 
 def test_without_dev_loader_best_is_lowest_train_loss(problem):
     vocab, train, dev, tl, dl, model = problem
-    h = fit(model, tl, None, optimizer=torch.optim.Adam(model.parameters(), lr=0.05), epochs=2, progress=False)
+    h = fit(model, tl, None, optimizer=torch.optim.Adam(model.parameters(), lr=0.05), epochs=2, loss_fn=mask_loss, progress=False)
     assert h["dev_loss"].isna().all()
     assert h.best_epoch == int(h.loc[h["train_loss"].idxmin(), "epoch"])

@@ -26,7 +26,7 @@ rebuilt from fixed seeds, weights are loaded into the student's model from the t
 the student's namespace.
 
 ``forbid`` names functions a part must not use (``"torch.nn.LayerNorm"``,
-``"torch.nn.functional.scaled_dot_product_attention"``, ``"course_lib.layers"``): they raise a
+``"torch.nn.functional.scaled_dot_product_attention"``, ``"course_solutions.layers"``): they raise a
 clear error while ``run`` executes, and the grader also looks for them in the student's code.
 """
 

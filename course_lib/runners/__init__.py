@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
+
+
+def reference_layers():
+    """The instructor's reference models (``course_solutions.layers``), for the command-line runs.
+
+    They are instructor material and not part of the student package: students pass their own
+    classes and functions (``model_factory=``, ``loss_fn=``, ...), as the notebooks do.
+    """
+    try:
+        return importlib.import_module("course_solutions.layers")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("course_solutions", "course_solutions.layers"):
+            raise
+        raise RuntimeError(
+            "The reference models (course_solutions) are instructor material and not installed here. "
+            "Pass your own model (model_factory=..., and loss_fn=/generate_fn= where asked), as the "
+            "notebook does."
+        ) from None
 
 
 def json_safe(x):

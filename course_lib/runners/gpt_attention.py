@@ -9,7 +9,7 @@ can be drawn from the logs. The command line and the notebook share it::
     python -m course_lib.runners.gpt_attention --config 5          # one (GPT-Adam-1L)
     python -m course_lib.runners.gpt_attention --all               # all 12, skipping finished ones
     python -m course_lib.runners.gpt_attention --all --fast        # seconds, on a CPU (a check, not results)
-    python -m course_lib.runners.gpt_attention --record data/results/gpt_attention.json   # pack the 12 logs
+    python -m course_lib.runners.gpt_attention --record course_solutions/recorded/gpt_attention.json   # pack the 12 logs
 
     from course_lib.runners import gpt_attention as ga
     result = ga.run(5, model_factory=ga.model_factory_from(lstm=LSTM, gpt=MiniGPT1))
@@ -148,9 +148,9 @@ FAST_SIZES = {"embedding_size": 64, "hidden_size": 64, "num_heads": 4}
 AUTOGRADE_TRAIN_SEQUENCES = 8
 AUTOGRADE_VALID_SEQUENCES = 4
 
-#: Where :func:`record_results` writes by default: the repository's ``data/results/`` (shipped as
-#: ``course_lib._data``), where :func:`course_lib.data.load_result` finds it.
-RECORD_PATH = Path(__file__).resolve().parents[2] / "data" / "results" / f"{ASSIGNMENT}.json"
+#: Where :func:`record_results` writes by default: the instructor package's ``recorded/`` folder
+#: (never in the student distribution), where :func:`course_solutions.load_recorded` finds it.
+RECORD_PATH = Path(__file__).resolve().parents[2] / "course_solutions" / "recorded" / f"{ASSIGNMENT}.json"
 LOG_FORMAT = 1
 _MEMORY_KINDS = {
     "cuda_max_allocated": "peak GPU memory allocated by tensors (torch.cuda.max_memory_allocated)",
@@ -330,15 +330,16 @@ def experiments(log_dir: str | os.PathLike | None = None, *, fast: bool | None =
 
 
 def default_model_factory(config: Config, vocabulary_size: int) -> nn.Module:
-    """The reference models of :mod:`course_lib.layers`: ``LSTM`` or ``MiniGPT1`` at ``config``'s sizes."""
-    from .. import layers
+    """The reference models of :mod:`course_solutions.layers`: ``LSTM`` or ``MiniGPT1`` at ``config``'s sizes."""
+    from . import reference_layers
 
+    layers = reference_layers()
     if config.model == "lstm":
         cls = getattr(layers, "LSTM", None)
     else:
         cls = getattr(layers, "MiniGPT1", None)
     if cls is None:
-        raise RuntimeError(f"course_lib.layers has no reference model for {config.model!r} yet; pass model_factory")
+        raise RuntimeError(f"course_solutions.layers has no reference model for {config.model!r} yet; pass model_factory")
     return model_factory_from(lstm=cls if config.model == "lstm" else None,
                               gpt=cls if config.model == "gpt1" else None)(config, vocabulary_size)
 
@@ -927,7 +928,7 @@ def run(
         config: an experiment number 1-12 (``CONFIGS[n]``) or a :class:`Config`. Fast mode
             (``COURSE_FAST=1``) is applied here.
         model_factory: ``model_factory(config, vocabulary_size) -> nn.Module`` (default: the reference
-            ``course_lib.layers.LSTM`` / ``MiniGPT1``; see :func:`model_factory_from` for the student's
+            ``course_solutions.layers.LSTM`` / ``MiniGPT1``; see :func:`model_factory_from` for the student's
             classes). LSTM models are called as ``model(source, model.initial_states(B, device))``,
             GPT models as ``model(source)``; both return log-probabilities (B, T, V) and are trained
             with their ``loss(log_probas, target, mask)`` method.
@@ -1163,7 +1164,7 @@ def load_runs(log_dir: str | os.PathLike | None = None, *, fast: bool | None = N
 def record_results(results: Mapping[int, RunResult] | None = None, path: str | os.PathLike = RECORD_PATH, *,
                    log_dir: str | os.PathLike | None = None, note: str | None = None,
                    allow_partial: bool = False) -> Path:
-    """Pack the finished logs of the 12 runs into one JSON file (default ``data/results/gpt_attention.json``).
+    """Pack the finished logs of the 12 runs into one JSON file (default ``course_solutions/recorded/gpt_attention.json``).
 
     ``results`` defaults to :func:`load_runs` of ``log_dir`` (full-size runs). Fast-mode runs are
     refused: they are checks, not results. Unless ``allow_partial``, all 12 runs must be finished.
@@ -1192,11 +1193,11 @@ def record_results(results: Mapping[int, RunResult] | None = None, path: str | o
 
 
 def load_recorded(data: Mapping | None = None) -> dict[int, RunResult]:
-    """The recorded runs (``course_lib.data.load_result("gpt_attention")``) as RunResults with
-    ``recorded=True`` (labels end in "(recorded)"). Raises ``course_lib.data.DataError`` if there
-    is no recorded file yet."""
+    """The recorded runs (``course_solutions.load_recorded("gpt_attention")``) as RunResults with
+    ``recorded=True`` (labels end in "(recorded)"). Raises ``course_solutions.RecordedError`` if
+    there is no recorded file yet (instructor material: students never have it)."""
     if data is None:
-        from ..data import load_result
+        from course_solutions import load_recorded as load_result
 
         data = load_result(ASSIGNMENT)
     out = {}
@@ -1296,7 +1297,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="start over (previous logs are moved aside, not deleted)")
     parser.add_argument("--record", metavar="PATH", default=None,
-                        help="pack the finished logs of the 12 full-size runs into PATH (e.g. data/results/gpt_attention.json)")
+                        help="pack the finished logs of the 12 full-size runs into PATH (e.g. course_solutions/recorded/gpt_attention.json)")
     parser.add_argument("--note", default=None, help="a note stored in the --record JSON")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="tqdm progress bars (default: on)")

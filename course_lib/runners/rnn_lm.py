@@ -38,11 +38,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import layers
 from ..data import fetch_text
 from ..device import describe_device, fast_mode, get_device, seed_everything
 from ..text import CharVocab, make_char_lm_data, make_loaders
 from ..train import fit
+from . import reference_layers
 from . import json_safe
 
 __all__ = ["Config", "RunResult", "build_parser", "default_model_factory", "run", "main",
@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_model_factory(config: Config, vocab: CharVocab) -> nn.Module:
-    """The reference models of :mod:`course_lib.layers` for ``config.model_type``."""
+    """The reference models of :mod:`course_solutions.layers` for ``config.model_type``."""
+    layers = reference_layers()
     if config.model_type == "ff":
         return layers.FeedforwardLanguageModel(
             len(vocab), config.embedding_size, config.hidden_size, config.window_size,
@@ -260,16 +261,16 @@ def run(
     """Train and evaluate one configuration; return a :class:`RunResult`.
 
     ``model_factory(config, vocab)`` builds the model (default: :func:`default_model_factory`),
-    ``loss_fn(losses, mask)`` is the training loss (default: :func:`course_lib.layers.mask_loss`),
+    ``loss_fn(losses, mask)`` is the training loss (default: :func:`course_solutions.layers.mask_loss`),
     ``generate_fn(model, vocab, prefix, max_len, temperature, generator)`` samples text (default:
-    :func:`course_lib.layers.generate`). The notebook passes the student's versions. ``log``
+    :func:`course_solutions.layers.generate`). The notebook passes the student's versions. ``log``
     receives the per-epoch lines and samples (``None`` for silence); ``text`` replaces Tiny
     Shakespeare (for tests).
     """
     config = config.resolved()
     model_factory = model_factory or default_model_factory
-    loss_fn = loss_fn or layers.mask_loss
-    generate_fn = generate_fn or layers.generate
+    loss_fn = loss_fn or reference_layers().mask_loss
+    generate_fn = generate_fn or reference_layers().generate
     say = log or (lambda *_: None)
 
     t0 = time.perf_counter()

@@ -59,7 +59,7 @@
 # - Some functions are **disabled while the tests run**, as in the handout: `nn.LayerNorm` (and
 #   `F.layer_norm`) in the LayerNorm test, `nn.MultiheadAttention` and
 #   `F.scaled_dot_product_attention` in the attention tests, and the course's reference
-#   implementations (`course_lib.layers`) everywhere. Outside the tests you may use them to
+#   implementations (`course_solutions.layers`) everywhere. Outside the tests you may use them to
 #   check your work (this notebook does, below each part).
 # - **Written answers** (Problem 3) go in the markdown cells that say `YOUR ANSWER HERE`, right
 #   below each question, with your plots and tables.
@@ -376,7 +376,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_LSTM_forward", run, check, forbid=["course_lib.layers"])
+grade("test_LSTM_forward", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_LSTM_forward_states", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Problem 1, question 1: the final hidden state.
@@ -471,7 +471,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_LSTM_forward_states", run, check, forbid=["course_lib.layers"])
+grade("test_LSTM_forward_states", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_LSTM_loss", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # Problem 1, question 2: the loss.
@@ -533,7 +533,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_LSTM_loss", run, check, forbid=["course_lib.layers"])
+grade("test_LSTM_loss", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown]
 # **Check your LSTM.** At the handout's sizes (`E = 768`, `hidden_size = 512`), the LSTM and its
@@ -676,7 +676,7 @@ def check(out):
 
 
 grade("test_LayerNorm", run, check,
-      forbid=["torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm", "course_lib.layers"])
+      forbid=["torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm", "course_solutions.layers"])
 
 # %% [markdown]
 # Outside the test, `nn.LayerNorm` is allowed: compare yours with it.
@@ -892,7 +892,7 @@ def check(out):
 
 grade("test_MultiHeadedAttention_split_heads", run, check,
       forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_lib.layers"])
+              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_merge_heads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Question 2: merge_heads (4 heads of size 4, as in the handout's example).
@@ -937,7 +937,7 @@ def check(out):
 
 grade("test_MultiHeadedAttention_merge_heads", run, check,
       forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_lib.layers"])
+              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_get_attention_weights", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # Question 3: get_attention_weights.
@@ -1007,7 +1007,7 @@ def check(out):
 
 grade("test_MultiHeadedAttention_get_attention_weights", run, check,
       forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_lib.layers"])
+              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_apply_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Question 4: apply_attention. It runs your get_attention_weights and merge_heads (if you use
@@ -1083,7 +1083,7 @@ def check(out):
 
 grade("test_MultiHeadedAttention_apply_attention", run, check,
       forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_lib.layers"])
+              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_forward", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # Question 5: forward. It runs your split_heads and apply_attention (if you use them): they must
@@ -1186,7 +1186,7 @@ def check(out):
 
 grade("test_MultiHeadedAttention_forward", run, check,
       forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_lib.layers"])
+              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% [markdown]
 # Outside the tests, `nn.MultiheadAttention` is allowed: with the same weights and a causal mask
@@ -1268,7 +1268,7 @@ def check(out):
 
 grade("test_attention_parameters", run, check,
       forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_lib.layers"])
+              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% [markdown]
 # ### The GPT forward pass [5 pts]
@@ -1510,7 +1510,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_MiniGPT1_get_embeddings", run, check, forbid=["course_lib.layers"])
+grade("test_MiniGPT1_get_embeddings", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown]
 # The next test calls your `forward` on a model whose `get_embeddings` and layers are replaced by
@@ -1592,7 +1592,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_MiniGPT1_forward", run, check, forbid=["course_lib.layers"])
+grade("test_MiniGPT1_forward", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_MiniGPT1_loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Question 8: the loss.
@@ -1653,7 +1653,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_MiniGPT1_loss", run, check, forbid=["course_lib.layers"])
+grade("test_MiniGPT1_loss", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown]
 # **Check your GPT.** A one-layer `MiniGPT1` at the handout's sizes (`E = 768`, 12 heads) has
@@ -1707,7 +1707,7 @@ del gpt_model, tiny_gpt
 # `$COURSE_RUNS_DIR/gpt_attention`; on Colab, point `COURSE_RUNS_DIR` at your Google Drive so
 # that the logs survive a disconnection), so running a cell again continues where it stopped
 # and reads finished runs back. From the command line, the same runner with the reference
-# models of `course_lib.layers`:
+# models of `course_solutions.layers`:
 #
 # ```
 # python -m course_lib.runners.gpt_attention --list         # the 12 configurations and their status
@@ -1724,7 +1724,7 @@ from tqdm.auto import tqdm
 from course_lib.data import DataError
 from course_lib.runners import gpt_attention as ga
 
-# Your LSTM and MiniGPT1 (the command line uses the reference classes of course_lib.layers).
+# Your LSTM and MiniGPT1 (the command line uses the reference classes of course_solutions.layers).
 make_model = ga.model_factory_from(lstm=LSTM, gpt=MiniGPT1)
 # Fast mode trains afresh in a temporary folder; full runs keep (and resume) their logs.
 LOG_DIR = Path(tempfile.mkdtemp(prefix="gpt_attention-fast-")) if fast_mode() else ga.default_log_dir()
@@ -1771,7 +1771,7 @@ pd.concat({result.label: result.history.set_index("epoch")[["train_ppl", "valid_
 
 # %% [markdown]
 # **Recorded reference runs.** Below are full-size runs of the reference implementation
-# (`course_lib.layers`) recorded when the course was built, so that you can see what full runs
+# (`course_solutions.layers`) recorded when the course was built, so that you can see what full runs
 # look like even if you can only run fast mode. They are *not* your runs: answer the questions
 # with your own full-size results.
 

@@ -831,7 +831,7 @@ grade("test_sequence_perplexity_chain_rule", run, check)
 # training loop). Here you write the central pieces yourself, below, and the course library does
 # the plumbing: `course_lib.text` builds the character vocabulary and padded batches,
 # `course_lib.train` runs the training loop, and `course_lib.runners.rnn_lm` plays the role of
-# `run.py` (Section 4). (`course_lib.layers` holds the instructor's reference copy of the same
+# `run.py` (Section 4). (`course_solutions.layers` holds the instructor's reference copy of the same
 # classes, which the command-line runner uses; please write your own here.)
 #
 # A character language model treats every line of text as one sequence `<bos> c_1 ... c_n <eos>`:
@@ -923,7 +923,7 @@ def check(out):
         assert_shape(out["logits"][i], (B, T, 11), name=f"FeedforwardLanguageModel logits (window_size={W})", dims="B, T, V")
 
 
-grade("test_FeedforwardLanguageModel_shape", run, check, forbid=["course_lib.layers"])
+grade("test_FeedforwardLanguageModel_shape", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_FeedforwardLanguageModel_left_padding", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -986,7 +986,7 @@ def check(out):
                 f"logits at t < {W} should change when inputs[0] (inside their window) changes")
 
 
-grade("test_FeedforwardLanguageModel_left_padding", run, check, forbid=["course_lib.layers"])
+grade("test_FeedforwardLanguageModel_left_padding", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_FeedforwardLanguageModel_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1062,7 +1062,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_FeedforwardLanguageModel_values", run, check, forbid=["course_lib.layers"])
+grade("test_FeedforwardLanguageModel_values", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q1a", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Q1: Understanding LM forward passes [8 pts]
@@ -1189,7 +1189,7 @@ def check(out):
         assert_shape(out[cell], (3, 6, 9), name=f"RNNLanguageModel logits (cell={cell!r})", dims="B, T, V")
 
 
-grade("test_RNNLanguageModel_shape", run, check, forbid=["course_lib.layers"])
+grade("test_RNNLanguageModel_shape", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_padding", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1248,7 +1248,7 @@ def check(out):
                          name=f"{cell}: logits at the padded positions of sentence {b} (should be the output bias)", atol=1e-5)
 
 
-grade("test_RNNLanguageModel_padding", run, check, forbid=["course_lib.layers"])
+grade("test_RNNLanguageModel_padding", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1337,7 +1337,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_RNNLanguageModel_values", run, check, forbid=["course_lib.layers"])
+grade("test_RNNLanguageModel_values", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q1c", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q1c** [3 pts] In `RNNLanguageModel.forward` we use the functions `pack_padded_sequence` and
@@ -1439,7 +1439,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_mask_loss", run, check, forbid=["course_lib.layers"])
+grade("test_mask_loss", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q2", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Q2: Understanding masking [4 pts]
@@ -1618,7 +1618,7 @@ def check(out):
     assert_true(text == again, f"the same seeded generator should give the same text, got {text!r} and {again!r}")
 
 
-grade("test_generate_output", run, check, forbid=["course_lib.layers"])
+grade("test_generate_output", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_no_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1650,7 +1650,7 @@ def check(out):
     assert_true(out["eval_after"] is False, "generate should leave a model that was in eval mode in eval mode")
 
 
-grade("test_generate_no_grad", run, check, forbid=["course_lib.layers"])
+grade("test_generate_no_grad", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_stops_at_eos", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1678,7 +1678,7 @@ def check(out):
         assert_true(got == expected, f"generate(prefix={prefix!r}, max_len={max_len}) should give {expected!r}, got {got!r}")
 
 
-grade("test_generate_stops_at_eos", run, check, forbid=["course_lib.layers"])
+grade("test_generate_stops_at_eos", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_temperature", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1729,7 +1729,7 @@ def check(out):
     ### END HIDDEN TESTS
 
 
-grade("test_generate_temperature", run, check, forbid=["course_lib.layers"])
+grade("test_generate_temperature", run, check, forbid=["course_solutions.layers"])
 
 # %% [markdown]
 # ### Q3: Understanding generation [8 pts]
@@ -1845,7 +1845,7 @@ grade("test_generate_temperature", run, check, forbid=["course_lib.layers"])
 #   `COURSE_FAST=1` before starting Jupyter: every run then uses a few hundred lines and 2 epochs
 #   and finishes in seconds (too short to learn much: use it to check that everything works).
 #   Without `COURSE_FAST` the full handout settings are used.
-# - *From the command line:* the same runner, with the reference models from `course_lib.layers`
+# - *From the command line:* the same runner, with the reference models from `course_solutions.layers`
 #   and one flag per hyperparameter (`--help` lists them):
 #
 #   ```
@@ -1870,7 +1870,7 @@ from course_lib.tables import results_table
 
 
 def make_model(config, vocab):
-    """Build *your* model for a runner configuration (the command line uses course_lib.layers)."""
+    """Build *your* model for a runner configuration (the command line uses course_solutions.layers)."""
     if config.model_type == "ff":
         return FeedforwardLanguageModel(len(vocab), config.embedding_size, config.hidden_size,
                                         config.window_size, pad_id=vocab.pad_id, dropout=config.dropout)
@@ -1921,7 +1921,7 @@ default_run.samples
 
 # %% [markdown]
 # **A recorded reference run.** Below is a full-mode run of the reference implementation
-# (`course_lib.layers`) with the default arguments, recorded when the course was built, so that you
+# (`course_solutions.layers`) with the default arguments, recorded when the course was built, so that you
 # can see what a full run looks like even if you can only run fast mode. It is *not* your run:
 # answer Q1 with your own full-mode results.
 

@@ -1,4 +1,4 @@
-"""Reference implementations of the models and helpers the handouts give.
+"""Reference solutions of the graded models and functions (instructor material, never shipped to students).
 
 Shape vocabulary: B batch, T time, W window, E embedding size, H hidden size, V vocabulary.
 
@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from course_lib.train import token_losses
 
 __all__ = [
     "FeedforwardLanguageModel",
@@ -144,12 +146,6 @@ class RNNLanguageModel(nn.Module):
         packed_out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)  # (B, T, H)
         return self.output(self.dropout(out))  # (B, T, V)
-
-
-def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-token negative log-likelihood: logits (B, T, V), targets (B, T) -> losses (B, T)."""
-    B, T, V = logits.shape
-    return F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T), reduction="none").view(B, T)
 
 
 def mask_loss(losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
