@@ -1,10 +1,13 @@
-"""Check your notebook before you submit: run its public tests and summarise them per question.
+"""Check your notebook before you submit: run its public checks and summarise them per question.
 
 ``course check path/to/rnn_lm.ipynb`` (or ``python -m course_lib.check path/to/rnn_lm.ipynb``, which
 needs only ``nbformat``, ``nbclient`` and ``ipykernel``, not the grading tools) runs a copy of the
 notebook top to bottom in a fresh kernel, in the notebook's own folder, and prints one line per
-public test: passed, failed (with the check's message), error, not answered, or not run. It does
-not stop at the first error, so every test gets a result, and it never writes to the notebook.
+test cell's public checks: passed, failed (with the check's message), error, not answered, or not
+run, and what the test is worth. It does not stop at the first error, so every test gets a result,
+and it never writes to the notebook. It ends with e.g. ``public checks: 19/19 passed; hidden tests
+run at grading; written answers: 25/27 filled``: it shows no score, because the public checks are
+not the grade.
 
 - Fast mode (``COURSE_FAST=1``) by default, as when grading; ``--full`` turns it off.
 - Cells tagged ``experiment`` (training runs) are skipped; ``--run-experiments`` runs them too.
@@ -14,8 +17,8 @@ not stop at the first error, so every test gets a result, and it never writes to
   grader restores them, so an edited test shows as "edited" (not passed) whatever your copy does.
 - ``--json`` prints the results as JSON.
 
-Exit status: 0 when every public test passed, 1 otherwise, 2 when the notebook cannot be read.
-The grader also runs hidden tests, so passing the public tests is necessary, not sufficient.
+Exit status: 0 when every public check passed, 1 otherwise, 2 when the notebook cannot be read.
+The grader also runs hidden tests, so passing the public checks is necessary, not sufficient.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ PASSED, FAILED, ERROR, NOT_ANSWERED, NOT_RUN, EDITED, MISSING = (
     "passed", "failed", "error", "not answered", "not run", "edited", "missing")
 LABELS = {PASSED: "passed", FAILED: "FAILED", ERROR: "ERROR", NOT_ANSWERED: "not answered", NOT_RUN: "not run",
           EDITED: "edited", MISSING: "missing"}
+
+HIDDEN_NOTE = "hidden tests run at grading"
 
 __all__ = ["compute_checksum", "check_notebook", "format_report", "main", "NotebookUnreadable"]
 
@@ -127,10 +132,6 @@ def _points(cell) -> float:
         return float(_nbg(cell).get("points", 0) or 0)
     except (TypeError, ValueError):
         return 0.0
-
-
-def _fmt_points(x: float) -> str:
-    return f"{x:g}"
 
 
 def _pts(x: float) -> str:
@@ -389,13 +390,11 @@ class Report:
         passed = [t for t in self.tests if t.status == PASSED]
         s = {
             "tests_passed": len(passed), "tests_total": len(self.tests),
-            "points_passed": sum(t.points for t in passed), "points_total": sum(t.points for t in self.tests),
             "written_filled": sum(w.filled for w in self.written), "written_total": len(self.written),
         }
-        s["line"] = (f"public tests: {s['tests_passed']}/{s['tests_total']} passed "
-                     f"({_fmt_points(s['points_passed'])}/{_fmt_points(s['points_total'])} points); "
-                     f"written answers: {s['written_filled']}/{s['written_total']} filled; "
-                     "hidden tests also run at grading")
+        # The public checks are not the grade: the grader also runs hidden tests, so no score is shown.
+        s["line"] = (f"public checks: {s['tests_passed']}/{s['tests_total']} passed; {HIDDEN_NOTE}; "
+                     f"written answers: {s['written_filled']}/{s['written_total']} filled")
         return s
 
     @property
@@ -506,7 +505,7 @@ def analyse(nb, runs: dict[int, CellRun], *, path: Path, seconds: float, fast: b
 
 def check_notebook(path, *, fast: bool = True, timeout: float | None = DEFAULT_TIMEOUT, run_experiments: bool = False,
                    progress=None) -> Report:
-    """Run the public tests of the notebook at ``path`` (never modified); see the module docstring."""
+    """Run the public checks of the notebook at ``path`` (never modified); see the module docstring."""
     path = Path(path)
     nb = read_notebook(path)
     folder = path.resolve().parent
@@ -538,13 +537,13 @@ def format_report(data: dict, width: int | None = None) -> str:
              f"ran top to bottom in a fresh kernel in {data['seconds']:g} s "
              f"({'fast mode, COURSE_FAST=1' if data['mode'] == 'fast' else 'full mode'}; "
              f"experiment cells {'run' if data['experiments'] == 'run' else 'skipped'})", ""]
-    lines.append(f"Public tests ({len(tests)} test cells, {_fmt_points(sum(t['points'] for t in tests))} points)")
+    lines.append(f"Public checks ({len(tests)} test cells; not the grade: {HIDDEN_NOTE})")
     w_res = max([len(LABELS.get(t["status"], t["status"])) for t in tests] + [len("result")])
-    w_pts = max([len(_fmt_points(t["points"])) for t in tests] + [len("pts")])
+    w_pts = max([len(_pts(t["points"])) for t in tests] + [len("worth")])
     w_name = max([len(t["tests"]) for t in tests] + [len("tests")])
     w_id = max([len(t["test_id"]) for t in tests] + [len("test id")])
-    row = f"  {{:<{w_res}}}  {{:>{w_pts}}}  {{:<{w_name}}}  {{}}"
-    lines.append(row.format("result", "pts", "tests", "test id"))
+    row = f"  {{:<{w_res}}}  {{:<{w_pts}}}  {{:<{w_name}}}  {{}}"
+    lines.append(row.format("result", "worth", "tests", "test id"))
     lines.append(row.format("-" * w_res, "-" * w_pts, "-" * w_name, "-" * w_id))
     current = None
     indent = " " * (2 + w_res + 2 + w_pts + 2)
@@ -552,7 +551,7 @@ def format_report(data: dict, width: int | None = None) -> str:
         if t["question"] != current:
             current = t["question"]
             lines.append(f"  {_truncate(current or '(before the first heading)', width - 2)}")
-        lines.append(row.format(LABELS.get(t["status"], t["status"]), _fmt_points(t["points"]), t["tests"], t["test_id"]))
+        lines.append(row.format(LABELS.get(t["status"], t["status"]), _pts(t["points"]), t["tests"], t["test_id"]))
         if t["message"] and t["status"] not in (PASSED, NOT_ANSWERED):  # "not answered" says it all
             lines += _wrap(t["message"], width, indent + "-> ", indent + "   ")
     lines.append("")

@@ -188,6 +188,6 @@ def quiet() -> Iterator[io.StringIO]:
 
 
 # The test harness: ``grade(test_id, run, check)`` (see course_lib.grading.harness).
-from .harness import ForbiddenFunction, forbidden, grade, to_data  # noqa: E402
+from .harness import ForbiddenFunction, forbidden, grade, passed_message, to_data  # noqa: E402
 
-__all__ += ["grade", "to_data", "forbidden", "ForbiddenFunction"]
+__all__ += ["grade", "to_data", "forbidden", "ForbiddenFunction", "passed_message"]

@@ -13,7 +13,8 @@ A test cell has two halves::
     grade("test_mask_loss", run, check)
 
 In JupyterLab (and under ``pytest --nbval``) ``grade`` runs both halves at once, so a student sees
-the result straight away. While grading, the notebook runs in a sandbox where ``grade`` only
+the result straight away: ``test_mask_loss: public checks passed (hidden tests run at grading)``, or
+``test_mask_loss: FAILED`` and the check's message. While grading, the notebook runs in a sandbox where ``grade`` only
 *records* what ``run`` returned (tensors, numbers, strings and containers of them, saved with
 ``torch.save``); the grader then loads the records with ``torch.load(weights_only=True)`` in a fresh
 process that never ran student code and calls ``check`` there, with the test cell's code taken from
@@ -47,7 +48,7 @@ MAX_ITEMS = 1_000_000  # values in one record (a guard against runaway recursion
 MAX_DEPTH = 20
 TEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
 
-__all__ = ["grade", "to_data", "forbidden", "ForbiddenFunction", "RecordError", "TestResult"]
+__all__ = ["grade", "to_data", "forbidden", "ForbiddenFunction", "RecordError", "TestResult", "passed_message"]
 
 
 class ForbiddenFunction(RuntimeError):
@@ -350,7 +351,16 @@ def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
         if isinstance(exc, CheckFailed):
             exc.test_id = test_id
         raise
-    print(f"{test_id}: passed")
+    print(passed_message(test_id))
+
+
+def passed_message(test_id: str) -> str:
+    """What a test cell prints in the student's kernel when its checks pass.
+
+    The released notebook holds the public checks only (nbgrader strips the hidden tests), so the
+    line says so: passing them is not the grade. The grader never prints it (it records instead).
+    """
+    return f"{test_id}: public checks passed (hidden tests run at grading)"
 
 
 def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: list[str]) -> None:
