@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -311,21 +312,161 @@ def _git(args: list[str], *, cwd: Path, env: dict | None = None, check: bool = T
 def student_readme(project: Project, names: list[str]) -> str:
     return (
         "# Student notebooks\n\n"
-        f"The student release of the course in {project.repository}, written by `course publish`:\n"
-        "no solutions, no hidden tests. Open a notebook in Colab (Runtime -> Change runtime type -> GPU for the\n"
-        "training sections), or download it and open it in JupyterLab. Its first cell installs the course library\n"
-        "where it is missing and fetches the data.\n\n"
+        f"The student distribution of the course in {project.repository}, written by `course publish`:\n"
+        "the assignments' notebooks (no solutions, no hidden tests) and the course library `course_lib`\n"
+        "they use. Open a notebook in Colab (Runtime -> Change runtime type -> GPU for the training\n"
+        "sections), or download it and open it in JupyterLab. Its first cell installs the course library\n"
+        "where it is missing and fetches the data. To install the library yourself:\n\n"
+        f"    pip install \"{project.requirement}\"\n\n"
         f"{badge_table(project, names)}\n"
     )
 
 
+#: What of the instructor repository the student distribution takes besides the released notebooks:
+#: the student package (``course_lib``: plumbing only, no reference solutions) and its data registry.
+STUDENT_PACKAGE_DIRS = ("course_lib", "data")
+#: The instructor-only package (references, recorded runs): never in the student distribution.
+INSTRUCTOR_PACKAGE = "course_solutions"
+_SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+_SKIP_SUFFIXES = {".pyc", ".pyo"}
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        return "[\n" + "".join(f"    {_toml_value(v)},\n" for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise ProjectError(f"cannot write {value!r} into the student pyproject.toml")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_table(name: str, table: dict) -> str:
+    lines = [f"[{name}]"]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            continue  # sub-tables ([project.scripts], ...) are written as tables of their own
+        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def student_packages(tree: Path) -> list[str]:
+    """The import packages of a student tree: every folder of ``course_lib`` with an ``__init__.py``."""
+    top = tree / "course_lib"
+    return sorted(".".join(d.relative_to(tree).parts) for d in [top, *top.rglob("*")]
+                  if d.is_dir() and (d / "__init__.py").is_file() and not _SKIP_PARTS & set(d.parts))
+
+
+def student_pyproject(root: Path, tree: Path) -> str:
+    """The student distribution's ``pyproject.toml``, generated from the instructor's.
+
+    Same name, version, dependencies, extras and scripts; its packages are the student tree's
+    ``course_lib`` packages plus ``course_lib._data`` (``data/registry.json``), never
+    ``course_solutions``; no ``[tool.course]`` (that is the instructor's publishing setup).
+    """
+    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    proj = dict(data.get("project") or {})
+    if not proj.get("name"):
+        raise ProjectError(f"{root / 'pyproject.toml'} has no [project] name")
+    setuptools = (data.get("tool") or {}).get("setuptools") or {}
+    packages = student_packages(tree)
+    package_dir, package_data = {}, {}
+    if (tree / "data" / "__init__.py").is_file():
+        packages.append("course_lib._data")
+        package_dir["course_lib._data"] = "data"
+    for pkg, globs in (setuptools.get("package-data") or {}).items():
+        if pkg in packages:
+            package_data[pkg] = list(globs)
+    if any(p == INSTRUCTOR_PACKAGE or p.startswith(INSTRUCTOR_PACKAGE + ".") for p in packages):
+        raise ProjectError("the student distribution must not contain course_solutions")
+    out = ["# The student distribution of the course, written by `course publish` from the instructor",
+           "# repository's pyproject.toml (do not edit here: edit the instructor's and publish again).", ""]
+    out.append("[build-system]\n" + "\n".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                                             for k, v in (data.get("build-system") or {}).items()) + "\n")
+    out.append(_toml_table("project", proj))
+    for key, value in proj.items():
+        if isinstance(value, dict):
+            out.append(f"[project.{_toml_key(key)}]\n" + "\n".join(
+                f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "\n")
+    out.append("[tool.setuptools]\n" + f"packages = {_toml_value(packages)}\n")
+    if package_dir:
+        out.append("[tool.setuptools.package-dir]\n" + "\n".join(
+            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in package_dir.items()) + "\n")
+    if package_data:
+        out.append("[tool.setuptools.package-data]\n" + "\n".join(
+            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in package_data.items()) + "\n")
+    return "\n".join(out)
+
+
+def _copy_package_dir(src: Path, dest: Path) -> None:
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if (path.is_dir() or _SKIP_PARTS & set(rel.parts) or path.suffix in _SKIP_SUFFIXES
+                or any(part.startswith(".") or part.endswith(".egg-info") for part in rel.parts)):
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def write_student_tree(workspace, dest: Path, *, names: list[str] | None = None) -> list[str]:
+    """Write the student distribution of the course into the (empty or missing) folder ``dest``.
+
+    It holds, and nothing else:
+
+    - ``<name>/<name>.ipynb`` and its public extras for every assignment (``course release``:
+      solutions, hidden tests and model answers stripped);
+    - ``README.md`` for students, with the Colab badges;
+    - the student package: ``course_lib/`` (data, text, training loop, plotting, tables, device, the
+      check tool and the grading helpers test cells use) and ``data/registry.json`` (installed as
+      ``course_lib._data``);
+    - ``pyproject.toml`` (:func:`student_pyproject`), so that ``pip install <dest>`` (or
+      ``pip install "course-lib @ git+<repository>@<student branch>"``) installs ``course_lib``.
+
+    Never: the instructor notebooks (``notebooks/*/*.py``, the source ``.ipynb``), ``examples.toml``,
+    ``tests/``, ``course_solutions/`` (references and recorded runs). Returns the assignments written.
+    """
+    from .course import list_assignments
+
+    root = Path(workspace.root)
+    project = load_project(root)
+    names = names or list_assignments(root)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise ProjectError(f"{dest} is not empty: the student tree is written into an empty folder")
+    for name in names:
+        workspace.release(name, output=dest)
+    (dest / "README.md").write_text(student_readme(project, names), encoding="utf-8")
+    for folder in STUDENT_PACKAGE_DIRS:
+        if not (root / folder).is_dir():
+            raise ProjectError(f"{root / folder} is missing: the student distribution needs it")
+        _copy_package_dir(root / folder, dest / folder)
+    if (dest / INSTRUCTOR_PACKAGE).exists():
+        raise ProjectError(f"{INSTRUCTOR_PACKAGE} must not be part of the student distribution")
+    (dest / "pyproject.toml").write_text(student_pyproject(root, dest), encoding="utf-8")
+    return names
+
+
 def publish(workspace, *, branch: str | None = None, message: str | None = None,
             names: list[str] | None = None) -> Published:
-    """Release every assignment and commit the release tree onto the local branch ``branch``.
+    """Write the student distribution (:func:`write_student_tree`) and commit it onto the local branch ``branch``.
 
-    The tree holds ``<name>/<name>.ipynb`` (and its public extras) for every assignment plus a
-    README with the Colab badges. Git plumbing with a private index: the working tree, the index and
-    the current branch are never touched. When the release is unchanged, no commit is made.
+    The tree holds ``<name>/<name>.ipynb`` (and its public extras) for every assignment, a README
+    with the Colab badges, and the student package (``course_lib``, its data registry and a
+    ``pyproject.toml``: the setup cell pip-installs the branch). Git plumbing with a private index:
+    the working tree, the index and the current branch are never touched. When the release is
+    unchanged, no commit is made.
     """
     from .course import list_assignments
 
@@ -353,10 +494,7 @@ def publish(workspace, *, branch: str | None = None, message: str | None = None,
 
     with tempfile.TemporaryDirectory(prefix="course-publish-") as tmp:
         tree_dir = Path(tmp) / "tree"
-        tree_dir.mkdir()
-        for name in names:
-            workspace.release(name, output=tree_dir)
-        (tree_dir / "README.md").write_text(student_readme(project, names), encoding="utf-8")
+        write_student_tree(workspace, tree_dir, names=names)
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if not _git(["var", "GIT_COMMITTER_IDENT"], cwd=root, check=False):
             env.update(GIT_AUTHOR_NAME="course publish", GIT_AUTHOR_EMAIL="course@localhost",

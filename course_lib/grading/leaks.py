@@ -1,0 +1,579 @@
+"""Does the student distribution hold any part of the answer key? (An instructor tool.)
+
+The *secrets* of an assignment are read from its instructor notebook and its released notebook:
+
+- **graded functions**: every function or method of a solution cell whose body differs between the
+  instructor cell (solution markers stripped) and the released cell, and every solution region
+  (``### BEGIN SOLUTION`` .. ``### END SOLUTION``) that parses as statements (e.g.
+  ``TORCH_LSTMCELL_PARAMS = ...``). They are compared as *normalised ASTs*: docstrings dropped,
+  local names (parameters, locals, loop and comprehension variables) renamed canonically in order of
+  first use, attribute names and globals (``torch``, ``F``) kept; so a copy with renamed variables
+  or other comments and formatting still matches;
+- **hidden tests**: every line between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` of a
+  test cell that is distinctive: at least :data:`MIN_HIDDEN_LINE` characters once stripped and not
+  also found outside the hidden blocks of the instructor notebook;
+- **model answers**: every sentence of a written answer's solution cell (markdown, ``grade`` and
+  ``solution``) of at least :data:`MIN_ANSWER_CHARS` characters once reduced to lower-case words,
+  unless the notebook's public text says it too.
+
+:func:`scan` then looks for them in every file of a distribution (a folder, a wheel, or a mapping
+of names to bytes): function bodies and solution blocks in every Python file and every code cell of
+every ``.ipynb`` (as a window of consecutive statements of any statement list, so a body pasted into
+a larger function is found too), hidden test lines and model answers in the text of every file
+(notebook cells and outputs included). Each :class:`Leak` names the file and what leaked.
+
+``python -m course_lib.grading.leaks [--root REPO] PATH...`` scans folders or wheels against the
+assignments of ``REPO`` (released on the fly) and exits 1 when something leaked.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Hidden test lines shorter than this (stripped) are not distinctive (``with quiet():``).
+MIN_HIDDEN_LINE = 20
+#: Model-answer sentences shorter than this (as lower-case words) are not distinctive.
+MIN_ANSWER_CHARS = 30
+#: Solution regions smaller than this many AST nodes (``return x``) are not distinctive.
+MIN_BLOCK_NODES = 6
+
+_SOLUTION_MARK = re.compile(r"^\s*#+\s*(BEGIN|END) SOLUTION\s*$")
+_HIDDEN_BEGIN = re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$")
+_HIDDEN_END = re.compile(r"^\s*#+\s*END HIDDEN TESTS\s*$")
+_MAGIC = re.compile(r"^\s*[%!]")
+
+
+# ----------------------------------------------------------------------------- normalised ASTs
+def _parse(source: str) -> ast.Module | None:
+    """A code cell or file as an AST (IPython magics blanked out); None when it is not Python."""
+    lines = ["" if _MAGIC.match(line) else line for line in source.splitlines()]
+    try:
+        return ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        return None
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _stores(nodes, *, into_functions: bool) -> set[str]:
+    """Names bound by assignment (and parameters of nested scopes when ``into_functions``)."""
+    names: set[str] = set()
+    declared: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) and not into_functions:
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+        stack.extend(ast.iter_child_nodes(node))
+    return names - declared
+
+
+def function_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Parameters and every name the function (or a function nested in it) binds."""
+    return _stores([fn.args, *fn.body], into_functions=True)
+
+
+def module_locals(tree: ast.Module) -> set[str]:
+    """Names assigned at the module's (or a class body's) level, outside any function."""
+    return _stores(tree.body, into_functions=False)
+
+
+def _drop_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[1:]
+    return body
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, local: set[str], placeholder: str | None):
+        self.local, self.placeholder, self.names = local, placeholder, {}
+
+    def _name(self, name: str) -> str:
+        if name not in self.local:
+            return name
+        if self.placeholder is not None:
+            return self.placeholder
+        return self.names.setdefault(name, f"_v{len(self.names)}")
+
+    def visit_Name(self, node):
+        node.id = self._name(node.id)
+        return node
+
+    def visit_arg(self, node):
+        node.arg = self._name(node.arg)
+        node.annotation = None
+        return self.generic_visit(node)
+
+    def visit_ExceptHandler(self, node):
+        if node.name:
+            node.name = self._name(node.name)
+        return self.generic_visit(node)
+
+    def visit_Expr(self, node):  # a bare string statement (a docstring of a nested function, a note)
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return ast.Pass()
+        return self.generic_visit(node)
+
+
+def _walk_order(stmts: list[ast.stmt], local: set[str]) -> list[str]:
+    """Local names in order of first use (source order), for canonical renaming."""
+    seen: dict[str, None] = {}
+    for stmt in stmts:
+        for node in sorted((n for n in ast.walk(stmt) if isinstance(n, (ast.Name, ast.arg, ast.ExceptHandler))),
+                           key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0))):
+            name = node.id if isinstance(node, ast.Name) else node.arg if isinstance(node, ast.arg) else node.name
+            if name and name in local:
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def canonical(stmts: list[ast.stmt], local: set[str]) -> str:
+    """The statements as a normalised AST dump: locals renamed ``_v0, _v1, ...`` in order of first use."""
+    renamer = _Rename(local, None)
+    for i, name in enumerate(_walk_order(stmts, local)):
+        renamer.names[name] = f"_v{i}"
+    body = [renamer.visit(copy.deepcopy(s)) for s in stmts]
+    return ast.dump(ast.Module(body=body, type_ignores=[]), annotate_fields=False, include_attributes=False)
+
+
+def shape(stmt: ast.stmt, local: set[str]) -> str:
+    """One statement with every local name replaced by ``_`` (a cheap key to find candidates)."""
+    node = _Rename(local, "_").visit(copy.deepcopy(stmt))
+    return ast.dump(node, annotate_fields=False, include_attributes=False)
+
+
+def _size(stmts: list[ast.stmt]) -> int:
+    return sum(1 for s in stmts for _ in ast.walk(s))
+
+
+def functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Every function and method of a module by qualified name (``Class.method``, ``outer.inner``)."""
+    out = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out.setdefault(prefix + child.name, child)
+                visit(child, prefix + child.name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return out
+
+
+def statement_lists(tree: ast.Module):
+    """Every list of consecutive statements in a module, with the names local to its scope."""
+    mod_local = module_locals(tree)
+
+    def visit(node, local):
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list) and value and all(isinstance(v, ast.stmt) for v in value):
+                yield value, local
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield from visit(child, function_locals(child))
+            else:
+                yield from visit(child, local)
+
+    yield from visit(tree, mod_local)
+
+
+# ----------------------------------------------------------------------------- secrets
+@dataclass
+class CodeSecret:
+    assignment: str
+    kind: str  # "function" or "solution block"
+    name: str  # Class.method, or the cell's grade_id for a block
+    canonical: str
+    shapes: tuple[str, ...]
+    types: tuple[str, ...] = ()
+
+
+@dataclass
+class TextSecret:
+    assignment: str
+    kind: str  # "hidden test" or "model answer"
+    name: str  # the cell's grade_id
+    text: str  # what is looked for (hidden test: a stripped line; model answer: lower-case words)
+
+
+@dataclass
+class Secrets:
+    assignment: str
+    code: list[CodeSecret] = field(default_factory=list)
+    text: list[TextSecret] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str) -> int:
+        return sum(s.kind == kind for s in self.code) + sum(s.kind == kind for s in self.text)
+
+    def summary(self) -> str:
+        return (f"{self.assignment}: {self.count('function')} graded functions, "
+                f"{self.count('solution block')} solution blocks, {self.count('hidden test')} hidden test lines, "
+                f"{self.count('model answer')} model-answer sentences"
+                + (f" (not distinctive, skipped: {', '.join(f'{v} {k}' for k, v in self.skipped.items())})"
+                   if self.skipped else ""))
+
+
+def _meta(cell) -> dict:
+    return (cell.get("metadata") or {}).get("nbgrader") or {}
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _code_secret(assignment, kind, name, stmts, local) -> CodeSecret:
+    return CodeSecret(assignment, kind, name, canonical(stmts, local), tuple(shape(s, local) for s in stmts),
+                      tuple(type(s).__name__ for s in stmts))
+
+
+def words(text: str) -> str:
+    """Lower-case words separated by single spaces (markup, punctuation and comment marks dropped)."""
+    return " ".join(re.findall(r"[0-9a-z]+", text.lower()))
+
+
+def _squash(line: str) -> str:
+    return " ".join(line.split())
+
+
+def _sentences(text: str) -> list[str]:
+    flat = " ".join(text.split())
+    return [p for p in re.split(r"(?<=[.!?;:])\s+|\s+[-*]\s+|\|", flat) if p.strip()]
+
+
+def _hidden_lines(source: str) -> tuple[list[str], list[str]]:
+    """(lines inside hidden-test blocks, lines outside them) of a cell."""
+    inside, outside, hidden = [], [], False
+    for line in source.splitlines():
+        if _HIDDEN_BEGIN.match(line):
+            hidden = True
+        elif _HIDDEN_END.match(line):
+            hidden = False
+        else:
+            (inside if hidden else outside).append(line)
+    return inside, outside
+
+
+def _solution_regions(source: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, text) of every solution region of a code cell (1-based, markers excluded)."""
+    out, start, lines = [], None, source.splitlines()
+    for i, line in enumerate(lines, 1):
+        if _SOLUTION_MARK.match(line):
+            if "BEGIN" in line:
+                start = i + 1
+            elif start is not None:
+                out.append((start, i - 1, "\n".join(lines[start - 1:i - 1])))
+                start = None
+    return out
+
+
+def public_parts(instructor: dict) -> tuple[set[str], list[str]]:
+    """What a notebook shows students: (its code and text lines outside hidden tests and written
+    answers, whitespace-squashed; its public cells as lower-case words)."""
+    lines: set[str] = set()
+    texts: list[str] = []
+    for cell in instructor.get("cells", []):
+        meta, src = _meta(cell), _source(cell)
+        if cell.get("cell_type") == "markdown" and meta.get("solution"):
+            continue
+        _, outside = _hidden_lines(src)
+        lines.update(_squash(line) for line in outside if not _SOLUTION_MARK.match(line))
+        if cell.get("cell_type") == "markdown" or not meta.get("solution"):
+            texts.append(words(src))
+    return lines, texts
+
+
+def collect_secrets(assignment: str, instructor: dict, released: dict, *, others: list[dict] = ()) -> Secrets:
+    """The secrets of one assignment: its instructor notebook against its released notebook (nbformat dicts).
+
+    What the public part of the notebook (or of the ``others``, the course's other instructor
+    notebooks) also says is not a secret.
+    """
+    secrets = Secrets(assignment)
+    skipped = secrets.skipped
+    released_cells = {_meta(c).get("grade_id"): c for c in released.get("cells", []) if _meta(c).get("grade_id")}
+    public_lines: set[str] = set()
+    public_words: list[str] = []
+    for nb in [instructor, *others]:
+        lines, texts = public_parts(nb)
+        public_lines |= lines
+        public_words += texts
+    public_text = " | ".join(public_words)
+    public_code = "\n".join(sorted(public_lines))
+
+    for cell in instructor.get("cells", []):
+        meta, src, kind = _meta(cell), _source(cell), cell.get("cell_type")
+        grade_id = meta.get("grade_id", "?")
+        if kind == "code" and meta.get("solution"):
+            full = _parse("\n".join(line for line in src.splitlines() if not _SOLUTION_MARK.match(line)))
+            if full is None:
+                skipped["unparsable solution cells"] = skipped.get("unparsable solution cells", 0) + 1
+                continue
+            rel = released_cells.get(grade_id)
+            rel_tree = _parse(_source(rel)) if rel is not None else None
+            rel_fns = functions(rel_tree) if rel_tree is not None else {}
+            for qualname, fn in functions(full).items():
+                body = _drop_docstring(fn.body)
+                if not body:
+                    continue
+                local = function_locals(fn)
+                ref = _code_secret(assignment, "function", qualname, body, local)
+                other = rel_fns.get(qualname)
+                if other is not None and canonical(_drop_docstring(other.body), function_locals(other)) == ref.canonical:
+                    continue  # given to students as it is: not graded
+                secrets.code.append(ref)
+            # every solution region that parses as statements, in the scope it sits in
+            marked = _parse(src)
+            regions = _solution_regions(src)
+            for first, last, text in regions:
+                region = _parse(textwrap.dedent(text))
+                if region is None or not region.body:
+                    skipped["unparsable solution regions"] = skipped.get("unparsable solution regions", 0) + 1
+                    continue
+                if all(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for s in region.body):
+                    continue  # whole functions: found as functions above
+                enclosing = None
+                if marked is not None:
+                    for fn in functions(marked).values():
+                        if fn.lineno < first and (fn.end_lineno or 0) >= last:
+                            enclosing = fn if enclosing is None or fn.lineno > enclosing.lineno else enclosing
+                local = function_locals(enclosing) if enclosing is not None else module_locals(region)
+                if _size(region.body) < MIN_BLOCK_NODES:
+                    skipped["tiny solution regions"] = skipped.get("tiny solution regions", 0) + 1
+                    continue
+                secrets.code.append(_code_secret(assignment, "solution block", f"{grade_id} (lines {first}-{last})",
+                                                 region.body, local))
+        elif kind == "code" and meta.get("grade"):
+            inside, _ = _hidden_lines(src)
+            for line in inside:
+                stripped = _squash(line)
+                if len(stripped) < MIN_HIDDEN_LINE:
+                    if stripped:
+                        skipped["short hidden lines"] = skipped.get("short hidden lines", 0) + 1
+                    continue
+                if stripped.startswith(("import ", "from ")):
+                    skipped["hidden imports"] = skipped.get("hidden imports", 0) + 1
+                    continue
+                if stripped in public_code:
+                    skipped["hidden lines also public"] = skipped.get("hidden lines also public", 0) + 1
+                    continue
+                secrets.text.append(TextSecret(assignment, "hidden test", grade_id, stripped))
+        elif kind == "markdown" and meta.get("solution") and meta.get("grade"):
+            for sentence in _sentences(src):
+                w = words(sentence)
+                if len(w) < MIN_ANSWER_CHARS:
+                    continue
+                if w in public_text:
+                    skipped["answer sentences also public"] = skipped.get("answer sentences also public", 0) + 1
+                    continue
+                secrets.text.append(TextSecret(assignment, "model answer", grade_id, w))
+    # one entry per distinct secret
+    seen, code = set(), []
+    for s in sorted(secrets.code, key=lambda s: s.kind != "function"):  # a region that is a whole body: once
+        if s.canonical not in seen:
+            seen.add(s.canonical)
+            code.append(s)
+    secrets.code = code
+    seen, text = set(), []
+    for s in secrets.text:
+        if (s.kind, s.text) not in seen:
+            seen.add((s.kind, s.text))
+            text.append(s)
+    secrets.text = text
+    return secrets
+
+
+# ----------------------------------------------------------------------------- scanning
+@dataclass(frozen=True)
+class Leak:
+    path: str
+    assignment: str
+    kind: str
+    name: str
+    where: str = ""
+    what: str = ""  # the hidden test line or model-answer sentence found (empty for code)
+
+    def __str__(self) -> str:
+        what = f": {self.what[:70]!r}" if self.what else ""
+        return f"{self.path}{':' + self.where if self.where else ''}: {self.kind} {self.name!r} of {self.assignment}{what}"
+
+
+@dataclass
+class ScanReport:
+    leaks: list[Leak]
+    files: int = 0
+    python_sources: int = 0
+    statement_lists: int = 0
+    unparsable: list[str] = field(default_factory=list)
+
+
+def _notebook_parts(data: bytes) -> tuple[list[tuple[str, str]], str] | None:
+    """(code cells as (where, source), all text of the cells and their outputs) of an .ipynb; None if not one."""
+    try:
+        nb = json.loads(data.decode("utf-8"))
+        cells = nb["cells"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    code, text = [], []
+    for i, cell in enumerate(cells):
+        src = _source(cell)
+        text.append(src)
+        if cell.get("cell_type") == "code":
+            code.append((f"cell {i}", src))
+        for out in cell.get("outputs", []) or []:
+            for value in [out.get("text"), *(out.get("data") or {}).values(), out.get("evalue"),
+                          *(out.get("traceback") or [])]:
+                if isinstance(value, list):
+                    value = "".join(v for v in value if isinstance(v, str))
+                if isinstance(value, str):
+                    text.append(value)
+    return code, "\n".join(text)
+
+
+def scan(files: dict[str, bytes], secrets: list[Secrets]) -> ScanReport:
+    """Every leak of ``secrets`` in ``files`` (name -> content)."""
+    report = ScanReport([], files=len(files))
+    # candidates are found by the statements' types first, then by their shapes, then compared exactly
+    by_types: dict[tuple[str, ...], list[CodeSecret]] = {}
+    for group in secrets:
+        for s in group.code:
+            by_types.setdefault(s.types, []).append(s)
+    lengths = sorted({len(t) for t in by_types})
+    text_secrets = [s for group in secrets for s in group.text]
+    found: set[Leak] = set()
+
+    for path, data in sorted(files.items()):
+        sources: list[tuple[str, str]] = []
+        if path.endswith(".ipynb"):
+            parts = _notebook_parts(data)
+            if parts is None:
+                text = data.decode("utf-8", "replace")
+            else:
+                sources, text = parts
+        else:
+            text = data.decode("utf-8", "replace")
+            if path.endswith((".py", ".pyw", ".pyi")):
+                sources = [("", text)]
+        for where, src in sources:
+            tree = _parse(src)
+            if tree is None:
+                if src.strip():
+                    report.unparsable.append(f"{path}{':' + where if where else ''}")
+                continue
+            report.python_sources += 1
+            for stmts, local in statement_lists(tree):
+                report.statement_lists += 1
+                types = [type(st).__name__ for st in stmts]
+                shapes: dict[int, str] = {}
+                for length in lengths:
+                    for i in range(len(stmts) - length + 1):
+                        candidates = by_types.get(tuple(types[i:i + length]))
+                        if not candidates:
+                            continue
+                        for j in range(i, i + length):
+                            if j not in shapes:
+                                shapes[j] = shape(stmts[j], local)
+                        window = tuple(shapes[j] for j in range(i, i + length))
+                        for s in candidates:
+                            if s.shapes == window and canonical(stmts[i:i + length], local) == s.canonical:
+                                line = f"{where + ' ' if where else ''}line {stmts[i].lineno}"
+                                found.add(Leak(path, s.assignment, s.kind, s.name, line))
+        squashed = "\n".join(_squash(line) for line in text.splitlines())
+        worded = f" {words(text)} "
+        for s in text_secrets:
+            if s.kind == "hidden test":
+                hit = s.text in squashed
+                if not hit and "  #" not in s.text:
+                    code_part = s.text.split(" # ")[0].rstrip()
+                    hit = len(code_part) >= MIN_HIDDEN_LINE and code_part != s.text and code_part in squashed
+            else:
+                hit = f" {s.text} " in worded
+            if hit:
+                found.add(Leak(path, s.assignment, s.kind, s.name, "", s.text))
+    report.leaks = sorted(found, key=lambda x: (x.path, x.assignment, x.kind, x.name, x.where))
+    return report
+
+
+def read_tree(folder: Path) -> dict[str, bytes]:
+    """Every file of a folder by its relative path."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_wheel(wheel: Path) -> dict[str, bytes]:
+    """Every member of a wheel (or any zip), named ``<wheel>!<member>``."""
+    with zipfile.ZipFile(wheel) as z:
+        return {f"{Path(wheel).name}!{n}": z.read(n) for n in z.namelist() if not n.endswith("/")}
+
+
+def assignment_secrets(root: Path, released_dir: Path, names: list[str]) -> list[Secrets]:
+    """The secrets of every assignment: ``<root>/notebooks/<name>/<name>.ipynb`` against
+    ``<released_dir>/<name>/<name>.ipynb`` (what ``course release --output`` writes)."""
+    instructor = {name: json.loads((Path(root) / "notebooks" / name / f"{name}.ipynb").read_text(encoding="utf-8"))
+                  for name in names}
+    out = []
+    for name in names:
+        released = json.loads((Path(released_dir) / name / f"{name}.ipynb").read_text(encoding="utf-8"))
+        others = [nb for other, nb in instructor.items() if other != name]
+        out.append(collect_secrets(name, instructor[name], released, others=others))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import tempfile
+
+    from .course import Workspace, find_root, list_assignments
+
+    parser = argparse.ArgumentParser(prog="python -m course_lib.grading.leaks", description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", help="folders or wheels of a student distribution")
+    parser.add_argument("--root", help="the instructor repository (default: the one found from here)")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve() if args.root else find_root()
+    names = list_assignments(root)
+    with tempfile.TemporaryDirectory(prefix="course-leaks-") as tmp:
+        ws = Workspace(Path(tmp) / "ws", root=root)
+        for name in names:
+            ws.release(name, output=Path(tmp) / "released")
+        secrets = assignment_secrets(root, Path(tmp) / "released", names)
+    files: dict[str, bytes] = {}
+    for p in map(Path, args.paths):
+        if p.is_dir():
+            files.update({f"{p.name}/{k}": v for k, v in read_tree(p).items()})
+        else:
+            files.update(read_wheel(p))
+    for s in secrets:
+        print(s.summary())
+    report = scan(files, secrets)
+    print(f"scanned {report.files} files ({report.python_sources} Python sources, "
+          f"{report.statement_lists} statement lists)")
+    for leak in report.leaks:
+        print(f"LEAK {leak}")
+    return 1 if report.leaks else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
