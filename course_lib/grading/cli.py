@@ -234,6 +234,35 @@ def cmd_examples(args) -> int:
     return 0
 
 
+def cmd_catch_rate(args) -> int:
+    """Per assignment: which wrong_* examples the public checks alone catch (course_lib.grading.catch_rate)."""
+    import json
+
+    from .catch_rate import assignments_with_examples, format_catch_rate, measure
+
+    names = args.assignments or assignments_with_examples()
+    results = []
+    for n in names:
+        def progress(student_id, k, total, n=n):
+            if not args.json and sys.stderr.isatty():
+                print(f"\r  {n}: {k}/{total} {student_id[:50]:<50}", end="", file=sys.stderr, flush=True)
+
+        r = measure(n, timeout=args.timeout or None, progress=progress)
+        if not args.json and sys.stderr.isatty():
+            print("\r" + " " * 70 + "\r", end="", file=sys.stderr, flush=True)
+        results.append(r)
+        if not args.json:
+            print(format_catch_rate(r) + "\n")
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    below = [r for r in results if r.rate < args.min_rate]
+    if below:
+        print(f"catch rate below {args.min_rate:.0%}: " + ", ".join(f"{r.assignment} {r.rate:.0%}" for r in below),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Release every assignment, grade its example submissions, check and print the gradebook."""
     from .examples import build_examples
@@ -352,6 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("assignment")
     s.add_argument("output")
     s.set_defaults(func=cmd_examples)
+
+    s = sub.add_parser("catch-rate", help="which wrong_* example submissions the public checks alone catch")
+    s.add_argument("assignments", nargs="*", help="assignments (default: every one with wrong_* examples)")
+    s.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds one cell may run (default 120)")
+    s.add_argument("--min-rate", type=float, default=0.0, metavar="R",
+                   help="exit with status 1 when an assignment's rate is below R (e.g. 0.7)")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.set_defaults(func=cmd_catch_rate)
 
     s = sub.add_parser("demo", help="release everything, grade the example submissions, print the gradebook")
     s.add_argument("assignments", nargs="*")

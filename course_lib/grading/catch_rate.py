@@ -1,0 +1,226 @@
+"""How many realistic wrong answers the public checks alone catch, per assignment.
+
+A student sees only the public checks (the released test cells; nbgrader strips the hidden tests).
+Each ``wrong_*`` example submission of ``notebooks/<name>/examples.toml`` is a plausible bug; it is
+*caught* when at least one public check fails for it, as in ``course check`` on that submission.
+
+:func:`measure` does this in one kernel per assignment instead of one notebook run per example:
+
+1. release the assignment (nbgrader, hidden tests stripped) and fill in the reference solution;
+2. run it top to bottom in a fresh kernel in fast mode, cells tagged ``experiment`` skipped, as
+   ``course check`` does, and record which public test cells pass (all of them should);
+3. for each wrong example, latest first edit first: re-run, from its first edited cell to the end,
+   every code cell (its edited answer cells with the example's text, all others with the reference
+   text), and record which test cells fail. The suffix re-run overwrites whatever the previous
+   example left, since it starts at or before that example's first edited cell.
+
+``course catch-rate NAME`` prints the result; ``tests/test_public_checks.py`` asserts the rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .. import check as student_check
+from .contract import check_notebook
+from .course import Workspace, get_assignment
+from .examples import Example, apply_edits, load_examples, solution_notebook
+
+DEFAULT_TIMEOUT = 120.0  # seconds per cell, as `course check`
+WRONG_PREFIX = "wrong_"
+
+__all__ = ["Verdict", "CatchRate", "measure", "format_catch_rate", "wrong_examples"]
+
+
+@dataclass
+class Verdict:
+    student_id: str
+    description: str
+    loses: list[str]  # the test cells the full grader (public + hidden tests) takes off
+    failed: dict[str, str] = field(default_factory=dict)  # public test id -> first line of why
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.failed)
+
+
+@dataclass
+class CatchRate:
+    assignment: str
+    verdicts: list[Verdict]
+    baseline_failures: dict[str, str]  # public tests the reference solution fails (should be none)
+    seconds: float
+
+    @property
+    def caught(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.caught]
+
+    @property
+    def uncaught(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.caught]
+
+    @property
+    def rate(self) -> float:
+        return len(self.caught) / len(self.verdicts) if self.verdicts else 1.0
+
+    def to_dict(self) -> dict:
+        return {"assignment": self.assignment, "rate": self.rate, "caught": len(self.caught),
+                "total": len(self.verdicts), "seconds": round(self.seconds, 1),
+                "baseline_failures": self.baseline_failures,
+                "examples": [{"student_id": v.student_id, "caught": v.caught, "failed": v.failed,
+                              "loses": v.loses, "description": v.description} for v in self.verdicts]}
+
+
+def wrong_examples(name: str, root: Path | None = None) -> list[Example]:
+    """The ``wrong_*`` example submissions of ``name`` (mutants named as plausible bugs, not cheats)."""
+    a = get_assignment(name, root)
+    path = a.source_dir / "examples.toml"
+    if not path.is_file():
+        return []
+    spec = check_notebook(a.notebook)
+    return [ex for ex in load_examples(path, spec) if ex.kind == "mutant" and ex.student_id.startswith(WRONG_PREFIX)]
+
+
+def _gid(cell) -> str:
+    return str(((cell.get("metadata", {}) or {}).get("nbgrader", {}) or {}).get("grade_id", "") or "")
+
+
+class _Kernel:
+    """One kernel that runs cells of ``nb`` by index and says whether each raised, and why."""
+
+    def __init__(self, nb, folder: Path, timeout: float | None):
+        from nbclient import NotebookClient
+
+        self.nb = nb
+        self.timeout = timeout
+        self.client = NotebookClient(
+            nb, timeout=(timeout or None), allow_errors=True, interrupt_on_timeout=True, record_timing=False,
+            kernel_manager_class=student_check._kernel_manager_class(),
+            resources={"metadata": {"path": str(folder)}}, startup_timeout=120)
+
+    def session(self):
+        import subprocess
+
+        env = dict(os.environ)
+        env["COURSE_FAST"] = "1"  # as when grading and in `course check`
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        return self.client.setup_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def run(self, i: int, source: str) -> str | None:
+        """Run cell ``i`` with ``source``; None when it ran without error, else why it failed."""
+        from nbclient.exceptions import CellTimeoutError
+
+        cell = self.nb.cells[i]
+        cell.source = source
+        cell.outputs = []
+        if not source.strip():
+            return None
+        start = time.monotonic()
+        try:
+            self.client.execute_cell(cell, i)
+        except CellTimeoutError:
+            return f"Timeout: the cell ran longer than {self.timeout:g} s"
+        err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        if err is None:
+            return None
+        ename = str(err.get("ename", "Error"))
+        if self.timeout and ename == "KeyboardInterrupt" and time.monotonic() - start >= self.timeout:
+            return f"Timeout: the cell ran longer than {self.timeout:g} s"
+        evalue = student_check._first_line(student_check._strip_ansi(str(err.get("evalue", ""))), 200)
+        return f"{ename}: {evalue}" if evalue else ename
+
+
+def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFAULT_TIMEOUT,
+            workdir: Path | None = None, progress=None) -> CatchRate:
+    """Which ``wrong_*`` examples of ``name`` fail at least one public check (see the module docstring)."""
+    start = time.monotonic()
+    a = get_assignment(name, root)
+    examples = wrong_examples(name, root)
+    with tempfile.TemporaryDirectory(prefix=f"catch-rate-{name}-") as tmp:
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        release_path = Workspace(work / "grading", root=root).release(name, output=work / "release")
+        release_nb = nbformat.read(release_path, as_version=4)
+        source_nb = nbformat.read(a.notebook, as_version=4)
+        nb = solution_notebook(source_nb, release_nb)
+        reference = [c.source for c in nb.cells]
+        code = [i for i, c in enumerate(nb.cells)
+                if c.cell_type == "code" and not student_check.is_experiment(c)]
+        tests = [i for i in code if student_check.is_test_cell(nb.cells[i])]
+
+        # each example: its edited sources (by cell index) and the first code cell it changes
+        plans = []
+        for ex in examples:
+            edited = apply_edits(copy.deepcopy(nb), ex.edits, ex.student_id)
+            changed = {i: edited.cells[i].source for i in code if edited.cells[i].source != reference[i]}
+            plans.append((min(changed, default=len(nb.cells)), ex, changed))
+        plans.sort(key=lambda p: -p[0])  # latest first: each suffix re-run covers the previous one
+
+        verdicts: dict[str, Verdict] = {}
+        baseline: dict[str, str] = {}
+        todo = list(plans)
+        while True:  # a new kernel after one dies (the example that killed it counts as caught)
+            kernel = _Kernel(copy.deepcopy(nb), release_path.parent, timeout)
+            with kernel.session():
+                for i in code:
+                    why = kernel.run(i, reference[i])
+                    if i in tests and why and not verdicts:
+                        baseline[_gid(nb.cells[i])] = why
+                died = False
+                while todo:
+                    first, ex, changed = todo.pop(0)
+                    if progress:
+                        progress(ex.student_id, len(plans) - len(todo), len(plans))
+                    v = Verdict(ex.student_id, ex.description, list(ex.loses))
+                    verdicts[ex.student_id] = v
+                    try:
+                        for i in (i for i in code if i >= first):
+                            why = kernel.run(i, changed.get(i, reference[i]))
+                            if i in tests and why and _gid(nb.cells[i]) not in baseline:
+                                v.failed[_gid(nb.cells[i])] = why
+                    except Exception as exc:  # noqa: BLE001 - DeadKernelError and the like
+                        v.failed.setdefault("(kernel)", f"{type(exc).__name__}: the kernel stopped ({exc})"[:200])
+                        died = True
+                        break
+            if not died or not todo:
+                break
+    ordered = [verdicts[ex.student_id] for ex in examples]
+    return CatchRate(name, ordered, baseline, time.monotonic() - start)
+
+
+def format_catch_rate(result: CatchRate, width: int = 100) -> str:
+    """One line per wrong example (caught or not, and the public tests that failed), then the rate."""
+    lines = [f"Public-check catch rate of {result.assignment}: which wrong_* examples fail at least one public "
+             "check (released test cells, hidden tests stripped)"]
+    if result.baseline_failures:
+        lines.append("  ! the reference solution fails these public tests (they are not counted): "
+                     + ", ".join(f"{k} ({v})" for k, v in result.baseline_failures.items()))
+    w = max([len(v.student_id) for v in result.verdicts] + [10])
+    for v in result.verdicts:
+        head = f"  {'caught ' if v.caught else 'MISSED '} {v.student_id:<{w}}  "
+        if v.caught:
+            what = "; ".join(f"{k}: {msg}" for k, msg in v.failed.items())
+        else:
+            what = "every public check passes (the grader's hidden tests take off " + ", ".join(v.loses) + ")"
+        text = head + what
+        lines.append(text if len(text) <= width else text[: width - 3] + "...")
+        extra = sorted(set(v.failed) - set(v.loses) - {"(kernel)"})
+        if extra:
+            lines.append(f"  {'':7} {'':<{w}}  ! fails public tests examples.toml does not list in loses: "
+                         + ", ".join(extra))
+    n, k = len(result.verdicts), len(result.caught)
+    lines.append(f"{result.assignment}: public checks catch {k}/{n} wrong examples"
+                 + (f" ({100 * result.rate:.0f}%)" if n else "") + f"; measured in {result.seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def assignments_with_examples(root: Path | None = None) -> list[str]:
+    from .course import list_assignments
+
+    return [n for n in list_assignments(root) if wrong_examples(n, root)]
