@@ -45,14 +45,18 @@
 #
 # - **Code answers** go in the cells that say `# YOUR CODE HERE` (delete the
 #   `raise NotImplementedError()`). Keep the names and signatures: the tests call them. Each function
-#   is followed by a test cell: the visible checks are there for you to run; more (hidden) checks
-#   are added when the notebook is graded. Each test cell checks only its own function, so a
-#   mistake in one function costs only that function's points.
+#   is followed by a test cell. The checks you see there are *public checks*: they run small
+#   examples whose answers are known and catch many mistakes, but passing them is not the grade.
+#   When the notebook is graded, hidden tests with other inputs and edge cases are added to the same
+#   cells. Each test cell checks only its own function, so a mistake in one function costs only
+#   that function's points.
 # - **Written answers** go in the markdown cells that say `YOUR ANSWER HERE`, right below each
 #   question. Be concise: a few sentences each, unless the question asks for more.
-# - When grading, the notebook is re-run from top to bottom in *fast mode* (`COURSE_FAST=1`:
-#   tiny data, 2 epochs). Do not rely on cell outputs for anything a question asks you to report:
-#   copy numbers and generated text into your written answers.
+# - **How the grader runs your notebook.** It re-runs every cell from top to bottom in *fast mode*
+#   (`COURSE_FAST=1`), **except the training cells of Section 4** (the cells tagged `experiment`):
+#   those are not re-run, and the grader sees the outputs they had when you saved the notebook.
+#   So run them yourself before you submit, and also copy the numbers and generated text that a
+#   question asks for into your written answers.
 #
 # **Shapes.** Comments and docstrings name tensor dimensions with letters: `B` batch,
 # `T` time (sequence length), `W` window, `E` embedding size, `H` hidden size, `V` vocabulary size.
@@ -210,7 +214,7 @@ def rnn_cell_params(d_e, d_h):
         d_e: embedding size (the cell's input size).
         d_h: hidden state size.
     Returns:
-        int: the number of weights and biases in W (d_h x d_e), U (d_h x d_h) and b (d_h).
+        int: the number of parameters (weights and biases) of the cell.
     """
     ### BEGIN SOLUTION
     return d_h * d_e + d_h * d_h + d_h
@@ -218,19 +222,32 @@ def rnn_cell_params(d_e, d_h):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_rnn_cell_params", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import hashlib
+
 from torch import nn
 
-from course_lib.grading.checks import as_int, assert_equal, grade, quiet
+from course_lib.grading.checks import as_int, assert_equal, assert_true, grade, quiet
+
+PUBLIC_SIZES = [(3, 2), (5, 7), (1, 4)]  # (d_e, d_h)
+EXPECTED_FINGERPRINT = "fa12613d3d5d45c7"
 ### BEGIN HIDDEN TESTS
 
 SIZES = [(3, 2), (2, 3), (200, 200), (50, 128), (1, 1)]  # (d_e, d_h)
 ### END HIDDEN TESTS
 
 
+def fingerprint(values):
+    """A short digest of a list of whole numbers. The public check compares it with the digest of
+    the expected answer, so that the check can tell you whether you are right without printing the
+    answer here."""
+    return hashlib.sha256(repr([int(v) for v in values]).encode()).hexdigest()[:16]
+
+
 def run():
     out = {}
     with quiet():
         out["n"] = rnn_cell_params(3, 2)
+        out["public"] = [rnn_cell_params(d_e, d_h) for d_e, d_h in PUBLIC_SIZES]
     ### BEGIN HIDDEN TESTS
     with quiet():
         out["sizes"] = [rnn_cell_params(d_e, d_h) for d_e, d_h in SIZES]
@@ -240,6 +257,10 @@ def run():
 
 def check(out):
     as_int(out["n"], name="rnn_cell_params(3, 2)")  # a whole number
+    counts = [as_int(n, name=f"rnn_cell_params{size}") for n, size in zip(out["public"], PUBLIC_SIZES)]
+    assert_true(fingerprint(counts) == EXPECTED_FINGERPRINT,
+                f"rnn_cell_params for (d_e, d_h) in {PUBLIC_SIZES} gave {counts}: at least one is not the number "
+                "of parameters of the vanilla RNN equation (count every entry of every matrix and bias vector)")
     ### BEGIN HIDDEN TESTS
     for i, (d_e, d_h) in enumerate(SIZES):
         # nn.RNNCell has two bias vectors (b_ih and b_hh); the handout counts one.
@@ -259,8 +280,7 @@ def lstm_cell_params(d_e, d_h):
         d_e: embedding size (the cell's input size).
         d_h: hidden state size (also the cell state size).
     Returns:
-        int: the number of weights and biases of the forget, input and output gates and of the
-        candidate cell content.
+        int: the number of parameters (weights and biases) of the cell.
     """
     ### BEGIN SOLUTION
     return 4 * (d_h * d_e + d_h * d_h + d_h)
@@ -268,19 +288,32 @@ def lstm_cell_params(d_e, d_h):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_lstm_cell_params", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+import hashlib
+
 from torch import nn
 
-from course_lib.grading.checks import as_int, assert_equal, grade, quiet
+from course_lib.grading.checks import as_int, assert_equal, assert_true, grade, quiet
+
+PUBLIC_SIZES = [(3, 2), (5, 7), (1, 4)]  # (d_e, d_h)
+EXPECTED_FINGERPRINT = "4a21e00107c32179"
 ### BEGIN HIDDEN TESTS
 
 SIZES = [(3, 2), (2, 3), (200, 200), (50, 128), (1, 1)]  # (d_e, d_h)
 ### END HIDDEN TESTS
 
 
+def fingerprint(values):
+    """A short digest of a list of whole numbers. The public check compares it with the digest of
+    the expected answer, so that the check can tell you whether you are right without printing the
+    answer here."""
+    return hashlib.sha256(repr([int(v) for v in values]).encode()).hexdigest()[:16]
+
+
 def run():
     out = {}
     with quiet():
         out["n"] = lstm_cell_params(3, 2)
+        out["public"] = [lstm_cell_params(d_e, d_h) for d_e, d_h in PUBLIC_SIZES]
     ### BEGIN HIDDEN TESTS
     with quiet():
         out["sizes"] = [lstm_cell_params(d_e, d_h) for d_e, d_h in SIZES]
@@ -291,6 +324,10 @@ def run():
 
 def check(out):
     as_int(out["n"], name="lstm_cell_params(3, 2)")  # a whole number
+    counts = [as_int(n, name=f"lstm_cell_params{size}") for n, size in zip(out["public"], PUBLIC_SIZES)]
+    assert_true(fingerprint(counts) == EXPECTED_FINGERPRINT,
+                f"lstm_cell_params for (d_e, d_h) in {PUBLIC_SIZES} gave {counts}: at least one is not the number "
+                "of parameters of the LSTM equations with one bias vector per affine transformation")
     ### BEGIN HIDDEN TESTS
     for i, (d_e, d_h) in enumerate(SIZES):
         # nn.LSTMCell has two bias vectors per gate (b_ih and b_hh); the handout counts one.
@@ -330,9 +367,8 @@ def run():
 
 def check(out):
     n = as_int(out["n"], name="TORCH_LSTMCELL_PARAMS")  # a whole number
-    ### BEGIN HIDDEN TESTS
+    # What PyTorch itself reports for nn.LSTMCell(200, 200).
     assert_equal(n, sum(p.numel() for p in nn.LSTMCell(200, 200).parameters()), name="TORCH_LSTMCELL_PARAMS")
-    ### END HIDDEN TESTS
 
 
 grade("test_TORCH_LSTMCELL_PARAMS", run, check)
@@ -389,12 +425,11 @@ def make_lm_batch(sentences, vocab):
         sentences: a list of B sentences, each a list of word strings (without <s> and </s>).
         vocab: a dict word -> id that contains "<pad>", "<s>" and "</s>" (their ids may be anything).
     Returns:
-        (inputs, targets, mask), three (B, T) tensors with T = (longest sentence length) + 1:
-        - inputs[b]  = <s> w_1 ... w_n, then <pad> up to T;
-        - targets[b] = w_1 ... w_n </s>, then <pad> up to T (the inputs shifted by one step: at
-          each time step the model reads inputs[b, t] and must predict targets[b, t]);
-        - mask[b, t] = 1 where targets[b, t] is a real token (words and </s>), 0 at padding.
-        inputs and targets hold ids (torch.long); mask may be bool, int or float.
+        (inputs, targets, mask), three (B, T) tensors with T = (longest sentence length) + 1, row b
+        for sentence b, padded with <pad> where the sentence is shorter:
+        - inputs: the token id the model reads at each time step (torch.long);
+        - targets: the token id it must predict at that time step (torch.long);
+        - mask: 1 where the loss of that time step counts, 0 where it does not (bool, int or float).
     """
     pad, bos, eos = vocab["<pad>"], vocab["<s>"], vocab["</s>"]
     B = len(sentences)
@@ -433,12 +468,24 @@ show_batch(example_inputs, example_targets, example_mask, EXAMPLE_VOCAB)
 
 # %% nbgrader={"grade": true, "grade_id": "test_make_lm_batch_inputs_targets", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Q4a: the inputs and the targets.
+import hashlib
+
 import torch
 
 from course_lib.grading.checks import assert_equal, assert_shape, assert_true, grade, quiet, to_tensor
 
 SENTENCES = [["the", "dog", "chased", "the", "cat"], ["birds", "can", "fly"]]
 VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "the": 3, "dog": 4, "chased": 5, "cat": 6, "birds": 7, "can": 8, "fly": 9}
+# Digests of the expected inputs and targets of the Q4 example, row by row (</s> in the inputs is
+# read as <pad>: what the model reads after the end of a sentence is never scored).
+EXPECTED_INPUTS, EXPECTED_TARGETS = "da04d6bc69503e05", "86a18eb0c1a2e221"
+
+
+def fingerprint(values):
+    """A short digest of a list of whole numbers. The public check compares it with the digest of
+    the expected answer, so that the check can tell you whether you are right without printing the
+    answer here."""
+    return hashlib.sha256(repr([int(v) for v in values]).encode()).hexdigest()[:16]
 ### BEGIN HIDDEN TESTS
 VOCAB2 = {"x": 0, "</s>": 1, "y": 2, "<s>": 3, "z": 4, "<pad>": 5}
 SENTENCES2 = [["x"], ["y", "x", "z", "z"], ["z", "y"]]
@@ -477,6 +524,13 @@ def run():
 def check(out):
     assert_shape(out["inputs"], (2, 6), name="inputs", dims="B, T")
     assert_shape(out["targets"], (2, 6), name="targets", dims="B, T")
+    inputs = to_tensor(out["inputs"], name="inputs").long()
+    inputs = torch.where(inputs == VOCAB["</s>"], VOCAB["<pad>"], inputs)
+    targets = to_tensor(out["targets"], name="targets").long()
+    assert_true(fingerprint(inputs.flatten().tolist()) == EXPECTED_INPUTS,
+                f"the inputs of the Q4 example are not right, got {inputs.tolist()}")
+    assert_true(fingerprint(targets.flatten().tolist()) == EXPECTED_TARGETS,
+                f"the targets of the Q4 example are not right, got {targets.tolist()}")
     ### BEGIN HIDDEN TESTS
     _check_inputs_targets(SENTENCES, VOCAB, out["inputs"], out["targets"])
     _check_inputs_targets(SENTENCES2, VOCAB2, out["inputs2"], out["targets2"])
@@ -487,12 +541,22 @@ grade("test_make_lm_batch_inputs_targets", run, check)
 
 # %% nbgrader={"grade": true, "grade_id": "test_make_lm_batch_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Q4b: the mask.
+import hashlib
+
 import torch
 
-from course_lib.grading.checks import assert_equal, assert_shape, grade, quiet
+from course_lib.grading.checks import assert_equal, assert_shape, assert_true, grade, quiet, to_tensor
 
 SENTENCES = [["the", "dog", "chased", "the", "cat"], ["birds", "can", "fly"]]
 VOCAB = {"<pad>": 0, "<s>": 1, "</s>": 2, "the": 3, "dog": 4, "chased": 5, "cat": 6, "birds": 7, "can": 8, "fly": 9}
+EXPECTED_MASK = "203e7e57fa4c410e"  # a digest of the expected mask of the Q4 example, row by row, as 0/1
+
+
+def fingerprint(values):
+    """A short digest of a list of whole numbers. The public check compares it with the digest of
+    the expected answer, so that the check can tell you whether you are right without printing the
+    answer here."""
+    return hashlib.sha256(repr([int(v) for v in values]).encode()).hexdigest()[:16]
 ### BEGIN HIDDEN TESTS
 VOCAB2 = {"x": 0, "</s>": 1, "y": 2, "<s>": 3, "z": 4, "<pad>": 5}
 SENTENCES2 = [["x"], ["y", "x", "z", "z"], ["z", "y"]]
@@ -513,6 +577,10 @@ def run():
 
 def check(out):
     assert_shape(out["mask"], (2, 6), name="mask", dims="B, T")
+    mask = to_tensor(out["mask"], name="mask")
+    assert_true(bool(((mask == 0) | (mask == 1)).all()), f"the mask should hold only 0 and 1 (or False and True), got {mask.tolist()}")
+    mask = (mask != 0).long()
+    assert_true(fingerprint(mask.flatten().tolist()) == EXPECTED_MASK, f"the mask of the Q4 example is not right, got {mask.tolist()}")
     ### BEGIN HIDDEN TESTS
     assert_equal(out["mask"], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], name="mask")
     assert_equal(out["mask2"], [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], name="mask (second batch)")
@@ -571,6 +639,9 @@ def _random_case():
 def run():
     with quiet():
         out = {"q4": masked_loss_matrix(torch.tensor(LOSSES), torch.tensor(MASK))}
+        # A mask of all ones keeps every loss; a mask of all zeros keeps none.
+        out["ones"] = masked_loss_matrix(torch.tensor(LOSSES), torch.ones(2, 6, dtype=torch.long))
+        out["zeros"] = masked_loss_matrix(torch.tensor(LOSSES), torch.zeros(2, 6, dtype=torch.long))
     ### BEGIN HIDDEN TESTS
     losses, mask = _random_case()
     for m, kind in [(mask, "bool"), (mask.float(), "float"), (mask.long(), "int")]:
@@ -582,6 +653,8 @@ def run():
 
 def check(out):
     assert_shape(out["q4"], (2, 6), name="masked_loss_matrix(losses, mask)", dims="B, T")
+    assert_close(out["ones"], LOSSES, name="masked_loss_matrix with a mask of all ones (nothing is padding)", atol=1e-6)
+    assert_close(out["zeros"], [[0.0] * 6] * 2, name="masked_loss_matrix with a mask of all zeros (everything is padding)", atol=1e-6)
     ### BEGIN HIDDEN TESTS
     expected = [[0.1, 0.3, 0.2, 0.4, 0.7, 0.5], [0.2, 0.6, 0.1, 0.8, 0.0, 0.0]]
     assert_close(out["q4"], expected, name="masked loss matrix of the Q4 example", atol=1e-6)
@@ -791,32 +864,52 @@ P = {
     "b": {"a": 0.4, "b": 0.4, "</s>": 0.2},
 }
 CORPUS = [["a", "b", "a"], ["b"], ["a", "a", "b", "b"]]
+### BEGIN HIDDEN TESTS
+CORPUS2 = [["b", "b"], ["a", "b", "a", "a", "b"], []]
+### END HIDDEN TESTS
 
 
-def run():
+def _batch(corpus, pad_value):
+    """Per-token log-probabilities (B, T) of the bigram model on ``corpus``, and the mask of real tokens."""
     rows = []
-    for words in CORPUS:
+    for words in corpus:
         tokens = ["<s>", *words, "</s>"]
         rows.append([math.log(P[prev][nxt]) for prev, nxt in zip(tokens[:-1], tokens[1:])])
     T = max(len(r) for r in rows)
-    log_probs = torch.tensor([r + [0.0] * (T - len(r)) for r in rows])  # (B, T), 0.0 at padding
+    log_probs = torch.tensor([r + [pad_value] * (T - len(r)) for r in rows])  # (B, T)
     mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
+    return log_probs, mask
+
+
+def _chain_rule_perplexity(corpus):
+    """PP(W) = P(w_1 .. w_N) ** (-1/N), with the corpus probability written out as a product."""
+    prob, N = 1.0, 0
+    for words in corpus:
+        tokens = ["<s>", *words, "</s>"]
+        for prev, nxt in zip(tokens[:-1], tokens[1:]):
+            prob *= P[prev][nxt]
+            N += 1
+    return prob ** (-1 / N)
+
+
+def run():
     with quiet():
-        return {"pp": sequence_perplexity(log_probs, mask)}
+        out = {"pp": sequence_perplexity(*_batch(CORPUS, 0.0))}  # 0.0 at padding
+    ### BEGIN HIDDEN TESTS
+    log_probs, mask = _batch(CORPUS2, -20.0)  # junk at padding
+    with quiet():
+        out["pp2"] = sequence_perplexity(log_probs, mask.bool())
+    ### END HIDDEN TESTS
+    return out
 
 
 def check(out):
     pp = as_float(out["pp"], name="sequence_perplexity")
     assert_true(math.isfinite(pp) and pp >= 1.0, f"a perplexity is a number >= 1, got {pp}")
+    assert_close(pp, _chain_rule_perplexity(CORPUS), name="perplexity of the toy bigram model on CORPUS", rtol=1e-5)
     ### BEGIN HIDDEN TESTS
-    # PP(W) = P(w_1 .. w_N) ** (-1/N), with the corpus probability written out as a product.
-    prob, N = 1.0, 0
-    for words in CORPUS:
-        tokens = ["<s>", *words, "</s>"]
-        for prev, nxt in zip(tokens[:-1], tokens[1:]):
-            prob *= P[prev][nxt]
-            N += 1
-    assert_close(pp, prob ** (-1 / N), name="perplexity of the toy bigram model", rtol=1e-5)
+    pp2 = as_float(out["pp2"], name="sequence_perplexity")
+    assert_close(pp2, _chain_rule_perplexity(CORPUS2), name="perplexity of the toy bigram model on a second corpus", rtol=1e-5)
     ### END HIDDEN TESTS
 
 
@@ -831,8 +924,7 @@ grade("test_sequence_perplexity_chain_rule", run, check)
 # training loop). Here you write the central pieces yourself, below, and the course library does
 # the plumbing: `course_lib.text` builds the character vocabulary and padded batches,
 # `course_lib.train` runs the training loop, and `course_lib.runners.rnn_lm` plays the role of
-# `run.py` (Section 4). (`course_solutions.layers` holds the instructor's reference copy of the same
-# classes, which the command-line runner uses; please write your own here.)
+# `run.py` (Section 4), with your classes and functions.
 #
 # A character language model treats every line of text as one sequence `<bos> c_1 ... c_n <eos>`:
 # it reads `inputs = <bos> c_1 ... c_n` and is scored on `targets = c_1 ... c_n <eos>`, exactly
@@ -902,7 +994,7 @@ class FeedforwardLanguageModel(nn.Module):
 # %% nbgrader={"grade": true, "grade_id": "test_FeedforwardLanguageModel_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
 CASES = [(2, 7, 3), (3, 1, 4), (1, 5, 1)]  # (B, T, window_size)
 
@@ -915,12 +1007,22 @@ def run():
         with quiet():
             model = FeedforwardLanguageModel(vocab_size=11, embedding_size=4, hidden_size=8, window_size=W)
             logits.append(model(inputs))
-    return {"logits": logits}
+    # A sequence of <pad> only: every window embeds to zeros, so each position's logits are the
+    # output layer applied to tanh(hidden bias).
+    with quiet():
+        model = FeedforwardLanguageModel(vocab_size=11, embedding_size=4, hidden_size=8, window_size=3, pad_id=0).eval()
+        all_pad = model(torch.zeros(1, 4, dtype=torch.long))
+    with torch.no_grad():
+        expected = model.output(torch.tanh(model.hidden.bias)).expand(1, 4, 11).clone()
+    return {"logits": logits, "all_pad": all_pad, "all_pad_expected": expected}
 
 
 def check(out):
     for i, (B, T, W) in enumerate(CASES):
         assert_shape(out["logits"][i], (B, T, 11), name=f"FeedforwardLanguageModel logits (window_size={W})", dims="B, T, V")
+    assert_shape(out["all_pad"], (1, 4, 11), name="FeedforwardLanguageModel logits of a sequence of <pad>", dims="B, T, V")
+    assert_close(out["all_pad"], out["all_pad_expected"],
+                 name="logits of a sequence of <pad> (zero embeddings: output(tanh(hidden.bias)))", atol=1e-5)
 
 
 grade("test_FeedforwardLanguageModel_shape", run, check, forbid=["course_solutions.layers"])
@@ -1053,8 +1155,21 @@ def run():
     return out
 
 
+def _window_logits(weights, window):
+    """The logits for one window of W token ids (None: the zero vector of a missing token), by hand:
+    output(tanh(hidden(concatenated embeddings, oldest first)))."""
+    E = weights["embedding.weight"].shape[1]
+    x = torch.cat([torch.zeros(E) if i is None else weights["embedding.weight"][i] for i in window])  # (W*E,)
+    h = torch.tanh(weights["hidden.weight"] @ x + weights["hidden.bias"])  # (H,)
+    return weights["output.weight"] @ h + weights["output.bias"]  # (V,)
+
+
 def check(out):
     assert_shape(out["logits"], (1, 4, 7), name="FeedforwardLanguageModel logits", dims="B, T, V")
+    # Inputs [1, 4, 5, 6], window_size 3: position 0 sees (none, none, 1), position 3 sees (4, 5, 6).
+    weights = _ff_weights(7, 3, 5, 3, 0, seed=2)
+    assert_close(out["logits"][0, 0], _window_logits(weights, [None, None, 1]), name="logits at position 0", atol=1e-5)
+    assert_close(out["logits"][0, 3], _window_logits(weights, [4, 5, 6]), name="logits at position 3", atol=1e-5)
     ### BEGIN HIDDEN TESTS
     for i, ((W, pad), inputs) in enumerate(zip(CASES, _hidden_inputs())):
         expected = _reference_ff(_ff_weights(8, 3, 5, W, pad, seed=10 + W), inputs, W)
@@ -1146,11 +1261,9 @@ class RNNLanguageModel(nn.Module):
             logits: (B, T, V). At padded positions the RNN output is zero, so the logits there are
             just the output layer's bias (they are masked out of the loss anyway).
 
-        Steps and shapes:
+        Shapes:
             embed, then dropout                                      (B, T, E)
-            pack_padded_sequence(..., lengths.cpu(), batch_first=True, enforce_sorted=False)
-            run self.rnn on the packed sequence                      (packed outputs, last state)
-            pad_packed_sequence(..., batch_first=True, total_length=T)   (B, T, H)
+            pack, run self.rnn, unpack                               (B, T, H)
             dropout, then output layer                               (B, T, V)
         """
         ### BEGIN SOLUTION
@@ -1168,25 +1281,30 @@ class RNNLanguageModel(nn.Module):
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
 # lengths are not sorted, and no sequence fills all T = 6 steps.
 INPUTS = [[1, 5, 6, 7, 0, 0], [1, 4, 4, 5, 6, 0], [1, 3, 0, 0, 0, 0]]
 LENGTHS = [4, 5, 2]
+ORDER = [2, 0, 1]  # the same batch with its rows in another order
 
 
 def run():
     out = {}
     for cell in ["rnn", "lstm"]:
         with quiet():
-            model = RNNLanguageModel(vocab_size=9, embedding_size=4, hidden_size=5, cell=cell, pad_id=0)
+            model = RNNLanguageModel(vocab_size=9, embedding_size=4, hidden_size=5, cell=cell, pad_id=0).eval()
             out[cell] = model(torch.tensor(INPUTS), torch.tensor(LENGTHS))
+            out[cell + "_reordered"] = model(torch.tensor(INPUTS)[ORDER], torch.tensor(LENGTHS)[ORDER])
     return out
 
 
 def check(out):
     for cell in ["rnn", "lstm"]:
         assert_shape(out[cell], (3, 6, 9), name=f"RNNLanguageModel logits (cell={cell!r})", dims="B, T, V")
+        assert_shape(out[cell + "_reordered"], (3, 6, 9), name=f"RNNLanguageModel logits (cell={cell!r})", dims="B, T, V")
+        # Each row's logits depend on that row only, whatever the order of the batch.
+        assert_close(out[cell + "_reordered"], out[cell][ORDER], name=f"{cell}: logits of the batch with its rows reordered", atol=1e-5)
 
 
 grade("test_RNNLanguageModel_shape", run, check, forbid=["course_solutions.layers"])
@@ -1252,6 +1370,7 @@ grade("test_RNNLanguageModel_padding", run, check, forbid=["course_solutions.lay
 
 # %% nbgrader={"grade": true, "grade_id": "test_RNNLanguageModel_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import torch
+from torch import nn
 
 from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
@@ -1310,11 +1429,36 @@ def _reference_rnn(cell, weights, inputs, lengths):
 ### END HIDDEN TESTS
 
 
+def _rnn_by_hand(weights, ids):
+    """A vanilla RNN language model on one sequence without padding, written out:
+    h_t = tanh(W_ih e(x_t) + b_ih + W_hh h_{t-1} + b_hh), logits_t = output(h_t)."""
+    h = torch.zeros(weights["rnn.weight_hh_l0"].shape[1])
+    rows = []
+    for i in ids:
+        x = weights["embedding.weight"][i]
+        h = torch.tanh(weights["rnn.weight_ih_l0"] @ x + weights["rnn.bias_ih_l0"]
+                       + weights["rnn.weight_hh_l0"] @ h + weights["rnn.bias_hh_l0"])
+        rows.append(weights["output.weight"] @ h + weights["output.bias"])
+    return torch.stack(rows)  # (T, V)
+
+
+def _lstm_builtin(weights, ids):
+    """The same for an LSTM, with PyTorch's nn.LSTM on the embedded sequence (no padding, no packing)."""
+    lstm = nn.LSTM(weights["embedding.weight"].shape[1], weights["rnn.weight_hh_l0"].shape[1], batch_first=True)
+    lstm.load_state_dict({k[len("rnn."):]: v for k, v in weights.items() if k.startswith("rnn.")})
+    with torch.no_grad():
+        hidden, _ = lstm(weights["embedding.weight"][torch.tensor([ids])])  # (1, T, H)
+        return hidden[0] @ weights["output.weight"].T + weights["output.bias"]  # (T, V)
+
+
 def run():
     with quiet():
         model = RNNLanguageModel(vocab_size=7, embedding_size=3, hidden_size=4, cell="lstm").eval()
         model.load_state_dict(_rnn_weights("lstm", 7, 3, 4, 0, seed=2))
         out = {"logits": model(torch.tensor([[1, 4, 5]]), torch.tensor([3]))}
+        model = RNNLanguageModel(vocab_size=7, embedding_size=3, hidden_size=4, cell="rnn").eval()
+        model.load_state_dict(_rnn_weights("rnn", 7, 3, 4, 0, seed=3))
+        out["public_rnn"] = model(torch.tensor([[1, 4, 5, 2]]), torch.tensor([4]))
     ### BEGIN HIDDEN TESTS
     for cell in ["rnn", "lstm"]:
         with quiet():
@@ -1327,6 +1471,11 @@ def run():
 
 def check(out):
     assert_shape(out["logits"], (1, 3, 7), name="RNNLanguageModel logits", dims="B, T, V")
+    assert_close(out["logits"][0], _lstm_builtin(_rnn_weights("lstm", 7, 3, 4, 0, seed=2), [1, 4, 5]),
+                 name="lstm: logits of [1, 4, 5] vs. nn.LSTM and the output layer", atol=1e-5)
+    assert_shape(out["public_rnn"], (1, 4, 7), name="RNNLanguageModel logits (cell='rnn')", dims="B, T, V")
+    assert_close(out["public_rnn"][0], _rnn_by_hand(_rnn_weights("rnn", 7, 3, 4, 0, seed=3), [1, 4, 5, 2]),
+                 name="rnn: logits of [1, 4, 5, 2] vs. the vanilla RNN equations written out", atol=1e-5)
     ### BEGIN HIDDEN TESTS
     for cell in ["rnn", "lstm"]:
         expected = _reference_rnn(cell, _rnn_weights(cell, 10, 3, 5, 1, seed=6), _hidden_inputs(), LENGTHS)
@@ -1463,12 +1612,11 @@ grade("test_mask_loss", run, check, forbid=["course_solutions.layers"])
 # %% [markdown]
 # ### 3.4 Generating text
 #
-# `generate` samples a continuation of `prefix` one character at a time. It starts from the
-# `<bos>` id (a `(1, 1)` tensor made with `torch.full`) followed by the ids of `prefix`; at each
-# step it runs the model on the whole sequence so far, takes the logits at the last position,
-# divides them by the `temperature`, turns them into probabilities with a softmax and draws the
-# next id with `torch.multinomial` (on the CPU, using `generator` so that results are
-# reproducible). It stops at `<eos>` or after `max_len` characters. The vocabulary is a
+# `generate` samples a continuation of `prefix` one character at a time, from the model's
+# next-character distribution (sharpened or flattened by the `temperature`, below). The model was
+# trained on sequences `<bos> c_1 ... c_n`: the text it continues must start the same way (use
+# `torch.full` to make the `<bos>` part), and it predicts the next character from everything
+# before it. Generation stops at `<eos>` or after `max_len` characters. The vocabulary is a
 # `course_lib.text.CharVocab`: `vocab.bos_id`, `vocab.eos_id`, `vocab.encode(text)` (a list of ids)
 # and `vocab.decode(ids)` (a string, special tokens dropped).
 #
@@ -1501,15 +1649,12 @@ def generate(model, vocab, prefix="", max_len=200, temperature=1.0, generator=No
     Returns:
         str: prefix followed by the generated characters (without <eos>).
 
-    Runs without building an autograd graph (torch.no_grad()), in eval mode, and leaves the
-    model in the training mode it had before.
+    Runs without building an autograd graph, in eval mode, and leaves the model in the training
+    mode it had before. Draws every character with torch.multinomial on the CPU, passing it
+    `generator`, so that a seeded generator gives reproducible text.
 
-    Steps and shapes:
-        inputs = <bos> (torch.full) then the ids of prefix           (1, T)
-        each step: logits = model(inputs, lengths)[:, -1] / temperature   (1, V)
-                   probs = softmax(logits)                                (1, V)
-                   next id = torch.multinomial(probs.cpu(), 1, generator=generator)   (1, 1)
-                   stop at eos, else append it to inputs                 (1, T+1)
+    Shapes: the model reads (1, T) ids and returns (1, T, V) logits; one character is drawn
+    from a distribution over the V ids, (1, V).
     """
     ### BEGIN SOLUTION
     was_training = model.training
@@ -1535,8 +1680,10 @@ def generate(model, vocab, prefix="", max_len=200, temperature=1.0, generator=No
 
 
 # %% [markdown]
-# The four test cells below call your `generate` with small stand-in models rather than your
-# `RNNLanguageModel`, so that they test generation alone. The stand-ins are defined here.
+# The test cells below call your `generate` with small stand-in models rather than your
+# `RNNLanguageModel`, so that they test generation alone. The stand-ins are defined here:
+# `BigramStub`, whose next character depends only on the last one, and `ContextStub`, whose next
+# character depends on the whole sequence it is given.
 
 # %% nbgrader={"grade": false, "grade_id": "generate_test_models", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1561,6 +1708,35 @@ class BigramStub(nn.Module):
         self.grad_enabled.append(torch.is_grad_enabled())
         self.training_flags.append(self.training)
         return self.table[inputs]  # (B, T, V)
+
+
+class ContextStub(nn.Module):
+    """A stand-in language model whose next token depends on the whole sequence it reads.
+
+    For a vocabulary with 3 characters (ids 3, 4, 5): after the ids x_0, ..., x_t (<bos> included)
+    it predicts the character with id 3 + (x_0 + ... + x_t) % 3 (by ``margin`` logits over the other
+    two; <pad>, <bos> and <eos> are never drawn). It records the inputs of every call.
+    """
+
+    def __init__(self, margin=50.0):
+        super().__init__()
+        self.margin = nn.Parameter(torch.tensor(float(margin)))
+        self.calls = []
+
+    def forward(self, inputs, lengths=None):
+        self.calls.append(inputs.detach().cpu().tolist())
+        nxt = 3 + inputs.cumsum(dim=1) % 3  # (B, T)
+        logits = self.margin * nn.functional.one_hot(nxt, 6).float()  # (B, T, V)
+        special = torch.tensor([True, True, True, False, False, False], device=inputs.device)
+        return logits.masked_fill(special, float("-inf"))
+
+
+def context_continuation(vocab, prefix, n):
+    """The n characters ContextStub predicts after <bos> and ``prefix`` (the rule above, by hand)."""
+    ids = [vocab.bos_id, *vocab.encode(prefix)]
+    for _ in range(n):
+        ids.append(3 + sum(ids) % 3)
+    return vocab.decode(ids[-n:]) if n else ""
 
 
 def bigram_table(vocab, next_char, margin):
@@ -1600,11 +1776,21 @@ def run():
     vocab = CharVocab("abc")
     model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
     with quiet():
-        return {
+        out = {
             "text": generate(model, vocab, prefix="ba", max_len=30, temperature=1.0, generator=torch.Generator().manual_seed(0)),
             "again": generate(model, vocab, prefix="ba", max_len=30, temperature=1.0, generator=torch.Generator().manual_seed(0)),
             "short": generate(model, vocab, prefix="", max_len=12, generator=torch.Generator().manual_seed(1)),
         }
+    # A model that reads the whole sequence: the continuation depends on <bos> and every character.
+    with quiet():
+        out["context"] = generate(ContextStub(), vocab, prefix="ab", max_len=8, generator=torch.Generator().manual_seed(0))
+    ### BEGIN HIDDEN TESTS
+    out["context2"] = {}
+    for prefix in ["", "c", "bcca"]:
+        with quiet():
+            out["context2"][prefix] = generate(ContextStub(), vocab, prefix=prefix, max_len=10, generator=torch.Generator().manual_seed(2))
+    ### END HIDDEN TESTS
+    return out
 
 
 def check(out):
@@ -1616,6 +1802,15 @@ def check(out):
     assert_true(isinstance(short, str), f"generate should return a str, got {type(short).__name__}")
     assert_equal(len(short), 12, name="len(generated) with prefix='' and max_len=12")
     assert_true(text == again, f"the same seeded generator should give the same text, got {text!r} and {again!r}")
+    expected = "ab" + context_continuation(CharVocab("abc"), "ab", 8)
+    assert_true(out["context"] == expected,
+                f"with ContextStub (its next character depends on <bos> and every character so far), generate(prefix='ab', "
+                f"max_len=8) should give {expected!r}, got {out['context']!r}")
+    ### BEGIN HIDDEN TESTS
+    for prefix, got in out["context2"].items():
+        expected = prefix + context_continuation(CharVocab("abc"), prefix, 10)
+        assert_true(got == expected, f"with ContextStub, generate(prefix={prefix!r}, max_len=10) should give {expected!r}, got {got!r}")
+    ### END HIDDEN TESTS
 
 
 grade("test_generate_output", run, check, forbid=["course_solutions.layers"])
@@ -1630,11 +1825,32 @@ from course_lib.text import CharVocab
 def run():
     vocab = CharVocab("abc")
     model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
+    with quiet():
+        generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
+    return {"grad_enabled": list(model.grad_enabled)}
+
+
+def check(out):
+    assert_true(len(out["grad_enabled"]) > 0, "generate never called the model")
+    assert_true(not any(out["grad_enabled"]), "the model was called with autograd on: use torch.no_grad()")
+
+
+grade("test_generate_no_grad", run, check, forbid=["course_solutions.layers"])
+
+# %% nbgrader={"grade": true, "grade_id": "test_generate_eval_mode", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+import torch
+
+from course_lib.grading.checks import assert_true, grade, quiet
+from course_lib.text import CharVocab
+
+
+def run():
+    vocab = CharVocab("abc")
+    model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
     model.train()
     with quiet():
         generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
-    out = {"grad_enabled": list(model.grad_enabled), "training_flags": list(model.training_flags),
-           "training_after": model.training}
+    out = {"training_flags": list(model.training_flags), "training_after": model.training}
     model.eval()
     with quiet():
         generate(model, vocab, prefix="a", max_len=5, generator=torch.Generator().manual_seed(0))
@@ -1643,14 +1859,13 @@ def run():
 
 
 def check(out):
-    assert_true(len(out["grad_enabled"]) > 0, "generate never called the model")
-    assert_true(not any(out["grad_enabled"]), "the model was called with autograd on: use torch.no_grad()")
+    assert_true(len(out["training_flags"]) > 0, "generate never called the model")
     assert_true(not any(out["training_flags"]), "the model should be in eval mode while generating (model.eval())")
     assert_true(out["training_after"] is True, "generate should put a model that was training back in training mode")
     assert_true(out["eval_after"] is False, "generate should leave a model that was in eval mode in eval mode")
 
 
-grade("test_generate_no_grad", run, check, forbid=["course_solutions.layers"])
+grade("test_generate_eval_mode", run, check, forbid=["course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_stops_at_eos", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
@@ -1680,7 +1895,7 @@ def check(out):
 
 grade("test_generate_stops_at_eos", run, check, forbid=["course_solutions.layers"])
 
-# %% nbgrader={"grade": true, "grade_id": "test_generate_temperature", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_generate_temperature", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
 from course_lib.grading.checks import assert_close, assert_true, grade, quiet
@@ -1703,6 +1918,10 @@ def run():
     peaked = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=2.0))
     with quiet():
         out = {"greedy": generate(peaked, vocab, prefix="a", max_len=30, temperature=1e-3, generator=torch.Generator().manual_seed(0))}
+    # Sampling, not the argmax: a model with equal logits for a, b and c, at temperature 1.
+    uniform = BigramStub(unigram_table(vocab, torch.zeros(3)))
+    with quiet():
+        out["uniform"] = generate(uniform, vocab, prefix="", max_len=300, temperature=1.0, generator=torch.Generator().manual_seed(1))
     ### BEGIN HIDDEN TESTS
     # Frequencies of a context-free model match softmax(logits / temperature): 1200 draws, a margin of
     # 0.06 (over 4 standard deviations; temperature 1 would be off by 0.1 to 0.2).
@@ -1720,6 +1939,10 @@ def run():
 def check(out):
     text = out["greedy"]
     assert_true(text == "a" + "bca" * 10, f"at temperature 1e-3 generation should be (nearly) greedy: expected 'abcabc...', got {text!r}")
+    # Each character has probability 1/3; in 300 draws each frequency is within 0.1 of it (over 3.6
+    # standard deviations; the seed fixes the draws).
+    freqs = char_frequencies(out["uniform"], "abc")
+    assert_close(freqs, torch.full((3,), 1 / 3), name="frequencies of a, b, c drawn from equal logits (it should sample, not take the argmax)", atol=0.1)
     ### BEGIN HIDDEN TESTS
     for i, temperature in enumerate(TEMPERATURES):
         texts = out["free"][i]
@@ -1786,8 +2009,8 @@ grade("test_generate_temperature", run, check, forbid=["course_solutions.layers"
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q4a", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q4a** [3 pts] The code uses `torch.device` and the `.to(device)` pattern throughout. Find where
-# the device is determined (the setup cell at the top of this notebook, `course_lib.device`) and
-# where it is used (your `generate`; the training loop in `course_lib.train`). Why is it important
+# the device is determined and where it is used (in this notebook and in the parts of `course_lib`
+# it calls). Why is it important
 # that the model, input data, and target labels all be on the same device? Why does the code
 # determine the device flexibly at runtime rather than hardcoding whether to use GPU or CPU?
 
@@ -1836,24 +2059,37 @@ grade("test_generate_temperature", run, check, forbid=["course_solutions.layers"
 # from the best model so far. Below, it trains **your** classes with **your** `mask_loss` and
 # `generate`.
 #
-# **Where to run it.** Full runs (64 epochs) need a GPU: an RNN does about 8 epochs in 30 seconds
-# on a dedicated GPU node, so a full run takes about 4 minutes. The feed-forward model
-# (`model_type="ff"`) takes **much longer**: reduce the epochs if you try it. On a laptop the code
-# runs, but slowly (and warmly).
+# **Three scales, one code path.** The same cells run at three scales; the environment variable
+# `COURSE_SCALE` picks one (`course_lib.device.scale()` reads it), and without it the default
+# depends on your machine:
 #
-# - *In this notebook:* with a GPU (e.g. Colab), run the cells below as they are. Without one, set
-#   `COURSE_FAST=1` before starting Jupyter: every run then uses a few hundred lines and 2 epochs
-#   and finishes in seconds (too short to learn much: use it to check that everything works).
-#   Without `COURSE_FAST` the full handout settings are used.
-# - *From the command line:* the same runner, with the reference models from `course_solutions.layers`
-#   and one flag per hyperparameter (`--help` lists them):
+# | Scale | How to get it | What it runs | What it is for |
+# |---|---|---|---|
+# | `fast` | `COURSE_FAST=1` or `COURSE_SCALE=fast` | a few hundred lines, 2 epochs: seconds | checking that the code runs (the grader and the course's tests use it); far too short to learn anything |
+# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | smaller data and fewer epochs than the handout, on a 2-core CPU | every experiment Q1-Q3 need: the trends the questions ask about (samples improving over the epochs, dev perplexity levelling off, the effect of your hyperparameter changes) still show |
+# | `full` | `COURSE_SCALE=full`; the default with a GPU | the handout's settings (64 epochs) | the handout's numbers |
+#
+# <!-- TODO(minutes): the laptop scale's measured time for Q1-Q3 on a 2-core CPU (issue 12 budget: at most 60 minutes for the whole assignment). -->
+# At the `laptop` scale, Q1-Q3 together take **TODO(minutes)** on a 2-core CPU. At the `full`
+# scale, an RNN does about 8 epochs in 30 seconds on a dedicated GPU node, so a full run takes
+# about 4 minutes (the handout's figure); the feed-forward model (`model_type="ff"`) takes
+# **much longer**: reduce the epochs if you try it. Whatever the scale, answer Q1-Q3 with the
+# numbers and text of your own runs, and say in your answers which scale you used.
+#
+# - *In this notebook:* set `COURSE_SCALE` (or `COURSE_FAST=1`) before starting Jupyter, or leave
+#   it unset for the default, and run the cells below.
+# - *From the command line* (instructors): the same runner trains the course's reference models,
+#   which live in the instructor-only package `course_solutions` (not in the student
+#   distribution), with one flag per hyperparameter (`--help` lists them):
 #
 #   ```
 #   python -m course_lib.runners.rnn_lm --model_type lstm --hidden_size 256
 #   python -m course_lib.runners.rnn_lm --fast          # a few seconds, to check the setup
 #   ```
-# - *On a cluster with SLURM* (e.g. BlueHive): `slurm_run.sh`, next to this notebook, is a batch
-#   job script. Its `#SBATCH` lines ask for one GPU (`--gres=gpu:1`), CPUs (`-c 9`), memory
+#
+#   (`COURSE_SCALE` applies to the command line too.)
+# - *On a cluster with SLURM* (e.g. BlueHive; it runs the command line above): `slurm_run.sh`,
+#   next to this notebook, is a batch job script. Its `#SBATCH` lines ask for one GPU (`--gres=gpu:1`), CPUs (`-c 9`), memory
 #   (`--mem=44g`) and a time limit (`-t 1:00:00`), send the job's standard output (training log
 #   and generated text) to `gen.out` and its errors to `gen.err`, and, once you uncomment it, use
 #   the GPU nodes reserved for the class (`--reservation=...`). Change the hyperparameters on the
@@ -1870,7 +2106,7 @@ from course_lib.tables import results_table
 
 
 def make_model(config, vocab):
-    """Build *your* model for a runner configuration (the command line uses course_solutions.layers)."""
+    """Build *your* model for a runner configuration."""
     if config.model_type == "ff":
         return FeedforwardLanguageModel(len(vocab), config.embedding_size, config.hidden_size,
                                         config.window_size, pad_id=vocab.pad_id, dropout=config.dropout)
@@ -1919,26 +2155,6 @@ plot_history(default_run.history)
 print(f"best epoch: {default_run.best_epoch}, dev perplexity {default_run.best_dev_ppl:.3f}")
 default_run.samples
 
-# %% [markdown]
-# **A recorded reference run.** Below is a full-mode run of the reference implementation
-# (`course_solutions.layers`) with the default arguments, recorded when the course was built, so that you
-# can see what a full run looks like even if you can only run fast mode. It is *not* your run:
-# answer Q1 with your own full-mode results.
-
-# %% tags=["experiment"]
-from course_lib.data import DataError, load_result
-
-try:
-    recorded = load_result("rnn_lm")
-except DataError as err:
-    recorded = None
-    print(f"No recorded reference run is available yet ({err})")
-if recorded is not None:
-    print(f"RECORDED reference run ({recorded.get('device', '?')}, {recorded.get('epochs_run', '?')} epochs): "
-          f"best epoch {recorded['best_epoch']}, dev perplexity {recorded['best_dev_ppl']:.3f}")
-    plot_history(pd.DataFrame(recorded["history"]), title="Recorded reference run (not your run)")
-    display(pd.DataFrame(recorded["samples"]))
-
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_4_q1", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q1** [7 pts] Paste below the texts that are generated every 4 epochs, as well as the epoch with
 # the best dev loss and the dev perplexity from that epoch. In 3-4 sentences, describe any trends
@@ -1947,8 +2163,9 @@ if recorded is not None:
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_4_q1", "locked": false, "points": 7, "schema_version": 3, "solution": true, "task": false}
 # *Rubric (answers depend on the run).* 2 pts: the samples from every 4th epoch, the best epoch and
-# its dev perplexity (from a full run, not fast mode: compare with the recorded reference run,
-# which should be close for the default settings). 5 pts: 3-4 sentences on trends, e.g. early
+# its dev perplexity (from the student's own laptop- or full-scale run, not fast mode; instructors
+# can compare with the recorded reference run of the same scale, `course_solutions.load_recorded`).
+# 5 pts: 3-4 sentences on trends, e.g. early
 # samples are nearly random strings of frequent characters and spaces; then word-length chunks,
 # common short words ("the", "and", "I"), capitalisation after line starts and punctuation appear;
 # later the text looks like Shakespeare's format (speaker names in capitals followed by a colon,
