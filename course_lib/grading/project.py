@@ -4,9 +4,18 @@ One place holds the course's public address: ``[tool.course]`` in ``pyproject.to
 
     [tool.course]
     repository = "https://github.com/OWNER/REPO"   # where pip installs course_lib from, and the Colab badges point
-    ref = "main"                                   # the git ref the setup cell installs course_lib from
-    student_branch = "student"                     # the branch `course publish` writes the student release to
+    ref = "student"                                # the branch or tag OF THE STUDENT DISTRIBUTION the setup cell installs
+    student_branch = "student"                     # the branch `course publish` writes the student distribution to
     seed = 282                                     # the seed every notebook's setup cell uses
+
+Two audiences, two artefacts. The instructor repository (private) holds everything: the source
+notebooks with their solutions and hidden tests, ``examples.toml``, the tests, and the reference
+implementations and recorded runs (``course_solutions``). The *student distribution* is what
+:func:`publish` writes onto ``student_branch`` (:func:`write_student_tree`): the released notebooks,
+a student README and the student package (``course_lib`` with its ``pyproject.toml``, no
+``course_solutions``). The setup cell pip-installs ``course_lib`` from ``<repository>@<ref>``, so
+``ref`` must name a branch or tag of the student distribution, never the instructor's ``main``
+(:func:`check` reports it); the README's badges open ``student_branch``.
 
 Everything else is generated from it:
 
@@ -20,8 +29,8 @@ Everything else is generated from it:
 - :func:`sync` writes both (``make notebooks`` runs ``python -m course_lib.grading.project sync``
   before regenerating the ``.ipynb`` files); ``python -m course_lib.grading.project check`` and the
   tests fail when a notebook or the README is out of date.
-- :func:`publish` (``course publish``) releases every assignment and commits the release tree onto
-  the local branch ``student_branch``, without touching the working tree or the current branch.
+- :func:`publish` (``course publish``) writes the student distribution and commits it onto the
+  local branch ``student_branch``, without touching the working tree or the current branch.
 """
 
 from __future__ import annotations
@@ -48,9 +57,10 @@ COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 SETUP_TEMPLATE = '''\
 # Setup (read-only, the same in every notebook). Where the course library is missing (Colab), it
-# installs course_lib from the course repository (never PyTorch: use the one you have). Then it
-# fetches this assignment's data, picks the device (the GPU when there is one) and seeds everything.
-# Locally, with course_lib installed and the data cached, it installs and downloads nothing.
+# installs course_lib from the course's student distribution (never PyTorch: use the one you
+# have). Then it fetches this assignment's data, picks the device (the GPU when there is one) and
+# seeds everything. Locally, with course_lib installed and the data cached, it installs and
+# downloads nothing.
 import importlib.util
 import os
 import subprocess
@@ -82,7 +92,7 @@ class Project:
     """``[tool.course]`` of ``pyproject.toml``."""
 
     repository: str
-    ref: str = "main"
+    ref: str = "student"
     student_branch: str = "student"
     seed: int = 0
 
@@ -122,16 +132,17 @@ def load_project(root: Path | None = None) -> Project:
     if not isinstance(table, dict) or not table.get("repository"):
         raise ProjectError(
             f"{path} has no [tool.course] table with a repository: add\n"
-            '  [tool.course]\n  repository = "https://github.com/OWNER/REPO"\n  ref = "main"\n'
+            '  [tool.course]\n  repository = "https://github.com/OWNER/REPO"\n  ref = "student"\n'
             '  student_branch = "student"\n  seed = 0'
         )
     unknown = sorted(set(table) - {"repository", "ref", "student_branch", "seed"})
     if unknown:
         raise ProjectError(f"{path}: unknown keys in [tool.course]: {', '.join(unknown)}")
+    student_branch = str(table.get("student_branch", "student")).strip()
     project = Project(
         repository=str(table["repository"]).strip(),
-        ref=str(table.get("ref", "main")).strip(),
-        student_branch=str(table.get("student_branch", "student")).strip(),
+        ref=str(table.get("ref", student_branch)).strip(),  # default: the student distribution's branch
+        student_branch=student_branch,
         seed=table.get("seed", 0),
     )
     for key in ("ref", "student_branch"):
@@ -272,6 +283,24 @@ def sync(root: Path | None = None) -> list[Path]:
     return changed
 
 
+#: Branch names that are the instructor repository's, never the student distribution's.
+INSTRUCTOR_BRANCHES = ("main", "master")
+
+
+def ref_problems(project: Project) -> list[str]:
+    """Why ``[tool.course] ref`` may not name the student distribution (empty when it may).
+
+    The setup cell installs ``course_lib`` from ``<repository>@<ref>``: that must be the student
+    distribution (the ``student_branch`` that ``course publish`` writes, or a tag of it), never the
+    instructor's default branch, which holds the source notebooks and the reference solutions.
+    """
+    if project.ref in INSTRUCTOR_BRANCHES and project.ref != project.student_branch:
+        return [f"pyproject.toml: [tool.course] ref = {project.ref!r} would make the setup cell install from the "
+                f"instructor's branch; set it to the student distribution's branch ({project.student_branch!r}) "
+                "or a tag of it, then run `make notebooks`"]
+    return []
+
+
 def check(root: Path | None = None) -> list[str]:
     """Every way the notebooks (``.ipynb``) and README are out of date with ``[tool.course]``."""
     import nbformat
@@ -281,7 +310,7 @@ def check(root: Path | None = None) -> list[str]:
     root = Path(root) if root is not None else find_root()
     project = load_project(root)
     names = list_assignments(root)
-    problems = []
+    problems = ref_problems(project)
     for name in names:
         nb = nbformat.read(root / "notebooks" / name / f"{name}.ipynb", as_version=4)
         problems += setup_cell_problems(nb, name, project)

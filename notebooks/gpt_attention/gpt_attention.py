@@ -86,9 +86,10 @@
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Setup (read-only, the same in every notebook). Where the course library is missing (Colab), it
-# installs course_lib from the course repository (never PyTorch: use the one you have). Then it
-# fetches this assignment's data, picks the device (the GPU when there is one) and seeds everything.
-# Locally, with course_lib installed and the data cached, it installs and downloads nothing.
+# installs course_lib from the course's student distribution (never PyTorch: use the one you
+# have). Then it fetches this assignment's data, picks the device (the GPU when there is one) and
+# seeds everything. Locally, with course_lib installed and the data cached, it installs and
+# downloads nothing.
 import importlib.util
 import os
 import subprocess
@@ -97,7 +98,7 @@ import sys
 if importlib.util.find_spec("course_lib") is None:
     if importlib.util.find_spec("torch") is None:
         raise RuntimeError("PyTorch is not installed: install it first (https://pytorch.org), then run this cell again.")
-    _source = os.environ.get("COURSE_LIB_SOURCE") or "course-lib @ git+https://github.com/neural-lm-course/neural-lm-course@main"
+    _source = os.environ.get("COURSE_LIB_SOURCE") or "course-lib @ git+https://github.com/neural-lm-course/neural-lm-course@student"
     print(f"installing course_lib: pip install {_source}")
     _pip = subprocess.run([sys.executable, "-m", "pip", "install", _source],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
