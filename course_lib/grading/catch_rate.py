@@ -57,6 +57,7 @@ class CatchRate:
     verdicts: list[Verdict]
     baseline_failures: dict[str, str]  # public tests the reference solution fails (should be none)
     seconds: float
+    order: list[str] = field(default_factory=list)  # student ids in the order they were measured
 
     @property
     def caught(self) -> list[Verdict]:
@@ -191,29 +192,32 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
             if not died or not todo:
                 break
     ordered = [verdicts[ex.student_id] for ex in examples]
-    return CatchRate(name, ordered, baseline, time.monotonic() - start)
+    return CatchRate(name, ordered, baseline, time.monotonic() - start, [p[1].student_id for p in plans])
 
 
 def format_catch_rate(result: CatchRate, width: int = 100) -> str:
-    """One line per wrong example (caught or not, and the public tests that failed), then the rate."""
-    lines = [f"Public-check catch rate of {result.assignment}: which wrong_* examples fail at least one public "
-             "check (released test cells, hidden tests stripped)"]
+    """One entry per wrong example (caught or not, the public tests that failed and why), then the rate."""
+    import textwrap
+
+    lines = [f"{result.assignment}: which wrong_* examples fail at least one public check "
+             "(the released test cells, hidden tests stripped)"]
     if result.baseline_failures:
-        lines.append("  ! the reference solution fails these public tests (they are not counted): "
-                     + ", ".join(f"{k} ({v})" for k, v in result.baseline_failures.items()))
-    w = max([len(v.student_id) for v in result.verdicts] + [10])
+        lines += textwrap.wrap("! the reference solution fails these public tests (not counted): " + "; ".join(
+            f"{k} ({v})" for k, v in result.baseline_failures.items()), width, initial_indent="  ",
+            subsequent_indent="    ")
     for v in result.verdicts:
-        head = f"  {'caught ' if v.caught else 'MISSED '} {v.student_id:<{w}}  "
         if v.caught:
-            what = "; ".join(f"{k}: {msg}" for k, msg in v.failed.items())
+            lines.append(f"  caught  {v.student_id}")
+            for k, msg in v.failed.items():
+                lines += textwrap.wrap(f"{k}: {msg}", width, initial_indent="          ",
+                                       subsequent_indent="            ", max_lines=2, placeholder=" ...")
+            extra = sorted(set(v.failed) - set(v.loses) - {"(kernel)"})
+            if extra:
+                lines.append("          ! fails public tests its `loses` does not list: " + ", ".join(extra))
         else:
-            what = "every public check passes (the grader's hidden tests take off " + ", ".join(v.loses) + ")"
-        text = head + what
-        lines.append(text if len(text) <= width else text[: width - 3] + "...")
-        extra = sorted(set(v.failed) - set(v.loses) - {"(kernel)"})
-        if extra:
-            lines.append(f"  {'':7} {'':<{w}}  ! fails public tests examples.toml does not list in loses: "
-                         + ", ".join(extra))
+            lines.append(f"  MISSED  {v.student_id}")
+            lines += textwrap.wrap("every public check passes; only the hidden tests catch it (" + ", ".join(v.loses)
+                                   + ")", width, initial_indent="          ", subsequent_indent="            ")
     n, k = len(result.verdicts), len(result.caught)
     lines.append(f"{result.assignment}: public checks catch {k}/{n} wrong examples"
                  + (f" ({100 * result.rate:.0f}%)" if n else "") + f"; measured in {result.seconds:.0f} s")

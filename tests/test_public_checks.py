@@ -1,0 +1,50 @@
+"""The public checks alone (the released test cells) catch at least 70% of each assignment's wrong examples.
+
+Each `wrong_*` submission of `notebooks/<name>/examples.toml` is a plausible bug; it is caught when
+at least one public check fails for it, as `course check` would show the student
+(course_lib.grading.catch_rate; `course catch-rate NAME` prints the same per example). The fast
+measurement (one kernel, suffix re-runs) is cross-checked against `course check` on the built
+example notebook for the example it measures last, the one most exposed to state left behind by
+the others.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from course_lib import check
+from course_lib.grading.catch_rate import assignments_with_examples, format_catch_rate, measure
+from course_lib.grading.examples import build_examples
+
+from conftest import REPO
+
+MIN_RATE = 0.70
+ASSIGNMENTS = assignments_with_examples(REPO)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_public_checks_catch_most_wrong_examples(name, tmp_path, monkeypatch):
+    pytest.importorskip("nbgrader")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    result = measure(name, root=REPO, workdir=tmp_path)
+    report = format_catch_rate(result)
+    print(report)
+    assert result.verdicts, f"{name} has no wrong_* examples"
+    assert not result.baseline_failures, f"the reference solution fails public checks:\n{report}"
+    # what the grader takes off includes every public check that fails (public checks are part of it)
+    for v in result.verdicts:
+        assert set(v.failed) <= set(v.loses) | {"(kernel)"}, (
+            f"{v.student_id} fails public tests its examples.toml `loses` does not list:\n{report}")
+    uncaught = [v.student_id for v in result.uncaught]
+    assert result.rate >= MIN_RATE, (
+        f"{name}: the public checks catch {len(result.caught)}/{len(result.verdicts)} wrong examples "
+        f"({result.rate:.0%} < {MIN_RATE:.0%}); not caught: {', '.join(uncaught)}\n{report}")
+
+    # the fast measurement agrees with `course check` on the example it measured last
+    last = result.order[-1]
+    release = tmp_path / "release" / name / f"{name}.ipynb"
+    build_examples(name, tmp_path / "subs", release_notebook=release, root=REPO)
+    rep = check.check_notebook(tmp_path / "subs" / last / f"{name}.ipynb")
+    failing = sorted(t.test_id for t in rep.tests if t.status != check.PASSED)
+    assert failing == sorted(next(v for v in result.verdicts if v.student_id == last).failed), last
