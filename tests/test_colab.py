@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import jupytext
@@ -23,7 +24,7 @@ import pytest
 
 from course_lib import notebook as nbsetup
 from course_lib.grading import cli, project
-from course_lib.grading.course import list_assignments
+from course_lib.grading.course import Workspace, list_assignments
 
 from conftest import REPO
 
@@ -75,14 +76,16 @@ def test_readme_badges_open_the_student_release():
 
 
 def _copy_course(dest: Path) -> Path:
-    """pyproject.toml, README.md and the notebooks of the working tree (what sync and publish read)."""
+    """pyproject.toml, README.md, the notebooks, course_lib, data and course_solutions of the working tree
+    (what sync and publish read; course_solutions so that publish is seen to leave it out)."""
     dest.mkdir(parents=True)
     shutil.copy2(REPO / "pyproject.toml", dest)
     shutil.copy2(REPO / "README.md", dest)
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
     for name in ASSIGNMENTS:
-        shutil.copytree(REPO / "notebooks" / name, dest / "notebooks" / name,
-                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    (dest / "course_lib").mkdir()
+        shutil.copytree(REPO / "notebooks" / name, dest / "notebooks" / name, ignore=ignore)
+    for folder in ("course_lib", "data", "course_solutions"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=ignore)
     return dest
 
 
@@ -102,12 +105,31 @@ def test_sync_rewrites_setup_cells_and_badges_from_pyproject(tmp_path):
     assert py in changed
     fork = project.load_project(root)
     assert project.setup_cell_problems(jupytext.read(py), "rnn_lm", fork) == []
-    assert "git+https://github.com/fork/course@main" in py.read_text()
+    assert f"git+https://github.com/fork/course@{PROJECT.ref}" in py.read_text()
     assert project.sync(root) == []  # idempotent
     # the rest of the notebook is untouched
     old = [c.source for c in jupytext.read(REPO / "notebooks" / "rnn_lm" / "rnn_lm.py").cells]
     new = [c.source for c in jupytext.read(py).cells]
     assert len(old) == len(new) and sum(a != b for a, b in zip(old, new)) == 1
+
+
+def test_ref_names_the_student_distribution(tmp_path):
+    """The setup cell installs from the student distribution (its branch or a tag), never the instructor's main."""
+    assert PROJECT.ref == PROJECT.student_branch and project.ref_problems(PROJECT) == []
+    assert PROJECT.requirement.endswith(f"@{PROJECT.student_branch}")
+    for ref in ("main", "master"):
+        (problem,) = project.ref_problems(project.Project(PROJECT.repository, ref=ref, student_branch="student"))
+        assert f"ref = {ref!r}" in problem and "instructor" in problem
+    assert project.ref_problems(project.Project(PROJECT.repository, ref="v1.0", student_branch="student")) == []
+    # `ref` defaults to the student branch; `project check` reports a ref naming main
+    root = _copy_course(tmp_path / "course")
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(re.sub(r'(?m)^ref = .*\n', "", text))
+    assert project.load_project(root).ref == PROJECT.student_branch
+    pyproject.write_text(re.sub(r'(?m)^ref = .*$', 'ref = "main"', text))
+    assert project.load_project(root).ref == "main"
+    assert any("ref = 'main'" in p for p in project.check(root))
 
 
 def test_sync_inserts_a_missing_setup_cell(tmp_path):
@@ -223,9 +245,17 @@ def test_publish_writes_the_student_branch(tmp_path):
     for name in ASSIGNMENTS:
         assert f"{name}/{name}.ipynb" in files
         assert f"{name}/{name}.py" not in files and f"{name}/examples.toml" not in files
+    # the student package: course_lib, its data registry and a pyproject.toml, never course_solutions
+    assert {"README.md", "pyproject.toml", "course_lib/__init__.py", "course_lib/grading/checks.py",
+            "data/registry.json"} <= files
+    assert not [f for f in files if f.startswith(("course_solutions/", "notebooks/", "tests/"))]
+    student_pyproject = tomllib.loads(_git(repo, "show", f"{branch}:pyproject.toml"))
+    assert "course_lib" in student_pyproject["tool"]["setuptools"]["packages"]
+    assert not [p for p in student_pyproject["tool"]["setuptools"]["packages"] if "course_solutions" in p]
     for f in files:
-        text = _git(repo, "show", f"{branch}:{f}")
-        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text, f
+        if f.endswith(".ipynb") or f == "README.md":
+            text = _git(repo, "show", f"{branch}:{f}")
+            assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text, f
     # the released notebooks keep the setup cell
     for name in ASSIGNMENTS:
         nb = nbformat.reads(_git(repo, "show", f"{branch}:{name}/{name}.ipynb"), as_version=4)
@@ -265,24 +295,11 @@ def test_publish_writes_the_student_branch(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the clean environment
-def _working_tree_copy(dest: Path) -> Path:
-    """The repository's files as git sees them (tracked and untracked-not-ignored), copied to ``dest``.
-
-    pip builds from this copy, so nothing is written into the repository (build/, *.egg-info).
-    """
-    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            check=True, capture_output=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
-
-
 @pytest.mark.slow
 def test_setup_cell_installs_course_lib_in_a_clean_environment(tmp_path):
-    """A fresh venv with torch only (as on Colab): the cell installs course_lib from the index, then is a no-op."""
+    """A fresh venv with torch only (as on Colab): the cell installs course_lib from the student distribution
+    (the tree `course publish` commits, without course_solutions) and its dependencies from the index, then
+    is a no-op."""
     from course_lib.data import mirror_dir
 
     mirror = mirror_dir()
@@ -291,7 +308,10 @@ def test_setup_cell_installs_course_lib_in_a_clean_environment(tmp_path):
     if shutil.which("git") is None:
         pytest.skip("needs git")
     started = time.monotonic()
-    source = _working_tree_copy(tmp_path / "source")
+    # what the setup cell's `pip install "course-lib @ git+<repository>@<student branch>"` gets
+    source = tmp_path / "student"
+    project.write_student_tree(Workspace(tmp_path / "grading", root=REPO), source)
+    assert (source / "pyproject.toml").is_file() and not (source / "course_solutions").exists()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -331,6 +351,11 @@ def test_setup_cell_installs_course_lib_in_a_clean_environment(tmp_path):
     where = subprocess.run([str(python), "-c", "import course_lib.notebook as m; print(m.__file__)"],
                            check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout.strip()
     assert Path(where).is_relative_to(venv), where
+    # the student package works without the references, and does not hold them
+    probe = ("import importlib.util, course_lib.train, course_lib.grading.checks, course_lib.check; "
+             "print(importlib.util.find_spec('course_solutions'))")
+    assert subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, env=env,
+                          cwd=tmp_path).stdout.strip() == "None"
 
     second = run_cell()  # now a no-op: nothing installed, nothing downloaded
     assert "installing" not in second and "Successfully" not in second
