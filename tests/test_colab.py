@@ -234,7 +234,8 @@ def test_publish_writes_the_student_branch(tmp_path):
 
     code, out = _publish(tmp_path, repo)
     assert code == 0, out
-    assert "git push origin student" in out
+    # no remote is the student distribution's repository: the command names its URL
+    assert f"git push {PROJECT.repository} student" in out
     # the working tree, the index and the current branch are untouched
     assert _git(repo, "rev-parse", "HEAD") == head
     assert _git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
@@ -277,6 +278,10 @@ def test_publish_writes_the_student_branch(tmp_path):
     code, out = _publish(tmp_path, clone)
     assert code == 0 and "nothing committed" in out
     assert _git(clone, "rev-parse", branch) == first_commit
+    # the remote whose URL is [tool.course] repository is where the student branch goes
+    _git(clone, "remote", "add", "public", PROJECT.repository + ".git")
+    code, out = _publish(tmp_path, clone)
+    assert code == 0 and f"git push public {branch}" in out
     name = ASSIGNMENTS[0]
     nb_path = repo / "notebooks" / name / f"{name}.ipynb"
     nb = nbformat.read(nb_path, as_version=4)

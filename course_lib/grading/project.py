@@ -487,6 +487,25 @@ def write_student_tree(workspace, dest: Path, *, names: list[str] | None = None)
     return names
 
 
+def _same_repository(a: str, b: str) -> bool:
+    def norm(url: str) -> str:
+        url = url.strip().rstrip("/")
+        url = re.sub(r"\.git$", "", url)
+        url = re.sub(r"^git@github\.com:", "https://github.com/", url)
+        return re.sub(r"^(ssh://git@|git://)github\.com/", "https://github.com/", url).lower()
+
+    return norm(a) == norm(b)
+
+
+def public_remote(root: Path, project: Project) -> str | None:
+    """The git remote of ``root`` whose URL is ``[tool.course] repository`` (the student distribution's home)."""
+    for name in _git(["remote"], cwd=root, check=False).splitlines():
+        url = _git(["remote", "get-url", name], cwd=root, check=False)
+        if url and _same_repository(url, project.repository):
+            return name
+    return None
+
+
 def publish(workspace, *, branch: str | None = None, message: str | None = None,
             names: list[str] | None = None) -> Published:
     """Write the student distribution (:func:`write_student_tree`) and commit it onto the local branch ``branch``.
@@ -495,7 +514,9 @@ def publish(workspace, *, branch: str | None = None, message: str | None = None,
     with the Colab badges, and the student package (``course_lib``, its data registry and a
     ``pyproject.toml``: the setup cell pip-installs the branch). Git plumbing with a private index:
     the working tree, the index and the current branch are never touched. When the release is
-    unchanged, no commit is made.
+    unchanged, no commit is made. ``push_command`` pushes the branch to the student distribution's
+    repository (the remote whose URL is ``[tool.course] repository``, else that URL), never to the
+    instructor's private remote unless it is that repository.
     """
     from .course import list_assignments
 
@@ -517,9 +538,14 @@ def publish(workspace, *, branch: str | None = None, message: str | None = None,
     dirty = bool(_git(["status", "--porcelain", "--untracked-files=no"], cwd=root, check=False))
     origin = f"from {head or 'an unborn branch'}" + (" with uncommitted changes" if dirty else "")
     local = _git(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], cwd=root, check=False) or None
-    # A fresh clone has only origin's copy of the branch: build on it, so that the push fast-forwards.
-    parent = local or _git(["rev-parse", "--verify", "-q", f"refs/remotes/origin/{branch}^{{commit}}"],
-                           cwd=root, check=False) or None
+    remote = public_remote(root, project)
+    push = f"git push {remote or project.repository} {branch}"
+    # A fresh clone has only the remote's copy of the branch: build on it, so that the push fast-forwards.
+    parent = local
+    for name in dict.fromkeys([remote, "origin"]):
+        if name and not parent:
+            parent = _git(["rev-parse", "--verify", "-q", f"refs/remotes/{name}/{branch}^{{commit}}"],
+                          cwd=root, check=False) or None
 
     with tempfile.TemporaryDirectory(prefix="course-publish-") as tmp:
         tree_dir = Path(tmp) / "tree"
@@ -534,11 +560,11 @@ def publish(workspace, *, branch: str | None = None, message: str | None = None,
         if parent and _git(["rev-parse", f"{parent}^{{tree}}"], cwd=root) == tree:
             if not local:  # origin already has this release: just create the local branch there
                 _git(["update-ref", "-m", "course publish", ref, parent, "0" * len(parent)], cwd=root)
-            return Published(branch, parent, parent, False, names, f"git push origin {branch}")
+            return Published(branch, parent, parent, False, names, push)
         msg = message or f"Student release of {', '.join(names)} ({origin})"
         commit = _git(["commit-tree", tree, *(["-p", parent] if parent else []), "-m", msg], cwd=root, env=env)
         _git(["update-ref", "-m", "course publish", ref, commit, local or "0" * len(commit)], cwd=root)
-    return Published(branch, commit, parent, True, names, f"git push origin {branch}")
+    return Published(branch, commit, parent, True, names, push)
 
 
 def main(argv: list[str] | None = None) -> int:
