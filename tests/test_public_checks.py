@@ -48,3 +48,41 @@ def test_public_checks_catch_most_wrong_examples(name, tmp_path, monkeypatch):
     rep = check.check_notebook(tmp_path / "subs" / last / f"{name}.ipynb")
     failing = sorted(t.test_id for t in rep.tests if t.status != check.PASSED)
     assert failing == sorted(next(v for v in result.verdicts if v.student_id == last).failed), last
+
+
+# ---------------------------------------------------------------- the measurement itself, on the toy course
+KILLS_KERNEL = ('[[submission]]\nstudent_id = "wrong_exits"\nkind = "mutant"\ndescription = "kills the kernel"\n'
+                'loses = ["test_add", "test_add_negative"]\n'
+                '[[submission.edits]]\ncell = "add"\nold = "return a + b"\nnew = "import os; os._exit(1)"\n'
+                '[[submission]]\nstudent_id = "cheat_ignored"\nkind = "mutant"\ndescription = "not a wrong_ example"\n'
+                'loses = ["test_add", "test_add_negative"]\n'
+                '[[submission.edits]]\ncell = "add"\nold = "return a + b"\nnew = "return 0"\n')
+
+
+@pytest.mark.slow
+def test_only_public_checks_count_and_a_dead_kernel_is_caught(toy_course, tmp_path, capsys, monkeypatch):
+    """toy: wrong_sign fails both public tests; wrong_float fails only a hidden test (missed); an example
+    that kills the kernel is caught and the ones after it are still measured; cheat_* is not counted."""
+    pytest.importorskip("nbgrader")
+    from course_lib.grading import cli
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    path = toy_course / "notebooks" / "toy" / "examples.toml"
+    path.write_text(KILLS_KERNEL + path.read_text())  # measured first: a new kernel measures the others
+    result = measure("toy", root=toy_course, workdir=tmp_path)
+    verdicts = {v.student_id: v for v in result.verdicts}
+    assert list(verdicts) == ["wrong_exits", "wrong_sign", "wrong_float"]  # examples.toml's order
+    assert result.order == list(verdicts)  # same first edited cell: measured in that order too
+    assert result.baseline_failures == {}  # the experiment cell (it raises) is skipped, as in course check
+    assert sorted(verdicts["wrong_sign"].failed) == ["test_add", "test_add_negative"]
+    assert "add(1, 2): expected 3, got -1" in verdicts["wrong_sign"].failed["test_add"]
+    assert verdicts["wrong_float"].failed == {}  # add(2.5, 2) is a hidden test: the release does not have it
+    assert list(verdicts["wrong_exits"].failed) == ["(kernel)"]
+    assert result.rate == pytest.approx(2 / 3) and [v.student_id for v in result.uncaught] == ["wrong_float"]
+
+    monkeypatch.chdir(toy_course)
+    assert cli.main(["--workdir", str(tmp_path / "ws"), "catch-rate", "toy", "--min-rate", "0.7"]) == 1
+    out, err = capsys.readouterr()
+    assert "  MISSED  wrong_float" in out and "only the hidden tests catch it (test_add)" in out
+    assert out.strip().splitlines()[-1].startswith("toy: public checks catch 2/3 wrong examples (67%)")
+    assert "catch rate below 70%: toy 67%" in err
