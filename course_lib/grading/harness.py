@@ -14,7 +14,8 @@ A test cell has two halves::
 
 In JupyterLab (and under ``pytest --nbval``) ``grade`` runs both halves at once, so a student sees
 the result straight away: ``test_mask_loss: public checks passed (hidden tests run at grading)``, or
-``test_mask_loss: FAILED`` and the check's message. While grading, the notebook runs in a sandbox where ``grade`` only
+``test_mask_loss: FAILED`` and the check's message (in the instructor's source notebook, whose test
+cells still hold their hidden tests, a pass says so instead). While grading, the notebook runs in a sandbox where ``grade`` only
 *records* what ``run`` returned (tensors, numbers, strings and containers of them, saved with
 ``torch.save``); the grader then loads the records with ``torch.load(weights_only=True)`` in a fresh
 process that never ran student code and calls ``check`` there, with the test cell's code taken from
@@ -351,16 +352,31 @@ def grade(test_id: str, run: Callable[[], Any], check: Callable[[Any], None], *,
         if isinstance(exc, CheckFailed):
             exc.test_id = test_id
         raise
-    print(passed_message(test_id))
+    print(passed_message(test_id, hidden=_cell_has_hidden_tests()))
 
 
-def passed_message(test_id: str) -> str:
-    """What a test cell prints in the student's kernel when its checks pass.
+def passed_message(test_id: str, hidden: bool = False) -> str:
+    """What a test cell prints in the kernel when its checks pass.
 
     The released notebook holds the public checks only (nbgrader strips the hidden tests), so the
-    line says so: passing them is not the grade. The grader never prints it (it records instead).
+    line says so: passing them is not the grade. ``hidden``: the cell still has its hidden tests
+    (the instructor's source notebook). The grader never prints it (it records instead).
     """
+    if hidden:
+        return f"{test_id}: passed (public and hidden tests: this is the instructor's copy)"
     return f"{test_id}: public checks passed (hidden tests run at grading)"
+
+
+def _cell_has_hidden_tests() -> bool:
+    """Whether the cell running now (IPython's last input) holds nbgrader's hidden-test markers."""
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        history = ip.user_ns.get("In") if ip is not None else None
+        return bool(history) and "### BEGIN HIDDEN TESTS" in str(history[-1])
+    except Exception:  # noqa: BLE001 - outside IPython, or a history we cannot read: the student's wording
+        return False
 
 
 def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: list[str]) -> None:
