@@ -179,16 +179,15 @@ def test_a_reference_put_back_in_the_student_package_is_caught(dist):
 
     source = _renamed_source(layers.mask_loss, {"losses": "per_token", "mask": "weights", "mask_loss": "masked_mean"})
     assert not re.search(r"\b(losses|mask)\b", source)
-    files = dict(dist.files)
-    wheel_train = next(k for k in files if k.endswith("!course_lib/train.py"))
-    for key in ("course_lib/train.py", wheel_train):
-        files[key] = files[key] + b"\n\n" + source.encode()
+    # (test_the_student_distribution_leaks_no_solution scans everything else: here only the changed files)
+    wheel_train = next(k for k in dist.files if k.endswith("!course_lib/train.py"))
+    files = {key: dist.files[key] + b"\n\n" + source.encode() for key in ("course_lib/train.py", wheel_train)}
     report = leaks.scan(files, dist.secrets)
     found = {(x.path, x.kind, x.name) for x in report.leaks}
     assert found == {("course_lib/train.py", "function", "mask_loss"), (wheel_train, "function", "mask_loss")}, found
     assert "course_lib/train.py:line " in str(report.leaks[0]) and "'mask_loss' of rnn_lm" in str(report.leaks[0])
     # the whole reference package in the student tree: every graded function it implements as the notebook does
-    files = {**dist.files, "course_lib/layers.py": inspect.getsource(layers).encode()}
+    files = {"course_lib/layers.py": inspect.getsource(layers).encode()}
     names = {x.name for x in leaks.scan(files, dist.secrets).leaks if x.path == "course_lib/layers.py"}
     assert {"mask_loss", "FeedforwardLanguageModel.forward", "MultiHeadedAttention.apply_attention"} <= names
 
@@ -211,7 +210,7 @@ def test_a_body_pasted_inside_other_code_with_renamed_variables_is_caught(dist):
               "    print('something else first')\n" + "\n".join("    " + line for line in text.splitlines()) + "\n")
     released = json.loads(dist.files["gpt_attention/gpt_attention.ipynb"])
     released["cells"].append({"cell_type": "code", "metadata": {}, "source": pasted, "outputs": [], "execution_count": None})
-    files = {**dist.files, "gpt_attention/gpt_attention.ipynb": json.dumps(released).encode()}
+    files = {"gpt_attention/gpt_attention.ipynb": json.dumps(released).encode()}
     report = leaks.scan(files, dist.secrets)
     assert [(x.path, x.name) for x in report.leaks] == [("gpt_attention/gpt_attention.ipynb", secret.name)], report.leaks
     assert report.leaks[0].where.startswith(f"cell {len(released['cells']) - 1} ")
@@ -225,9 +224,8 @@ def test_a_hidden_test_line_and_a_model_answer_put_back_are_caught(dist):
     model_answer = "".join(next(c for c in nb["cells"]
                                 if c["metadata"].get("nbgrader", {}).get("grade_id") == answer_cell)["source"])
     sentence = max(re.split(r"(?<=\.)\s+", " ".join(model_answer.split())), key=len)  # its longest sentence
-    files = dict(dist.files)
-    files["course_lib/text.py"] = files["course_lib/text.py"] + f"\n#     {hidden.text}\n".encode()
-    released = json.loads(files["rnn_lm/rnn_lm.ipynb"])
+    files = {"course_lib/text.py": dist.files["course_lib/text.py"] + f"\n#     {hidden.text}\n".encode()}
+    released = json.loads(dist.files["rnn_lm/rnn_lm.ipynb"])
     released["cells"].insert(5, {"cell_type": "markdown", "metadata": {}, "source": "A hint:\n" + sentence.replace(" ", "\n", 3)})
     files["rnn_lm/rnn_lm.ipynb"] = json.dumps(released).encode()
     report = leaks.scan(files, dist.secrets)
