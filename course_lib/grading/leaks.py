@@ -10,11 +10,11 @@ The *secrets* of an assignment are read from its instructor notebook and its rel
   first use, attribute names and globals (``torch``, ``F``) kept; so a copy with renamed variables
   or other comments and formatting still matches;
 - **hidden tests**: every line between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` of a
-  test cell that is distinctive: at least :data:`MIN_HIDDEN_LINE` characters once stripped and not
-  also found outside the hidden blocks of the instructor notebook;
+  test cell that is distinctive: at least :data:`MIN_HIDDEN_LINE` characters once stripped, not an
+  import, and not part of a line outside the hidden blocks of the course's instructor notebooks;
 - **model answers**: every sentence of a written answer's solution cell (markdown, ``grade`` and
   ``solution``) of at least :data:`MIN_ANSWER_CHARS` characters once reduced to lower-case words,
-  unless the notebook's public text says it too.
+  unless the public text of the course's instructor notebooks says it too.
 
 :func:`scan` then looks for them in every file of a distribution (a folder, a wheel, or a mapping
 of names to bytes): function bodies and solution blocks in every Python file and every code cell of
@@ -506,7 +506,7 @@ def scan(files: dict[str, bytes], secrets: list[Secrets]) -> ScanReport:
         for s in text_secrets:
             if s.kind == "hidden test":
                 hit = s.text in squashed
-                if not hit and "  #" not in s.text:
+                if not hit:  # the code without its trailing comment
                     code_part = s.text.split(" # ")[0].rstrip()
                     hit = len(code_part) >= MIN_HIDDEN_LINE and code_part != s.text and code_part in squashed
             else:

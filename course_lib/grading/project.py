@@ -295,9 +295,9 @@ def ref_problems(project: Project) -> list[str]:
     instructor's default branch, which holds the source notebooks and the reference solutions.
     """
     if project.ref in INSTRUCTOR_BRANCHES and project.ref != project.student_branch:
-        return [f"pyproject.toml: [tool.course] ref = {project.ref!r} would make the setup cell install from the "
-                f"instructor's branch; set it to the student distribution's branch ({project.student_branch!r}) "
-                "or a tag of it, then run `make notebooks`"]
+        return [(f"pyproject.toml: [tool.course] ref = {project.ref!r} would make the setup cell install from the "
+                 f"instructor's branch; set it to the student distribution's branch ({project.student_branch!r}) "
+                 "or a tag of it, then run `make notebooks`")]
     return []
 
 
