@@ -11,7 +11,7 @@ Each ``wrong_*`` example submission of ``notebooks/<name>/examples.toml`` is a p
    ``course check`` does, and record which public test cells pass (all of them should);
 3. for each wrong example, latest first edit first: re-run, from its first edited cell to the end,
    every code cell (its edited answer cells with the example's text, all others with the reference
-   text), and record which test cells fail. The suffix re-run overwrites whatever the previous
+   text) up to the last test cell, and record which test cells fail. The suffix re-run overwrites whatever the previous
    example left, since it starts at or before that example's first edited cell.
 
 ``course catch-rate NAME`` prints the result; ``tests/test_public_checks.py`` asserts the rate.
@@ -154,6 +154,7 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
         code = [i for i, c in enumerate(nb.cells)
                 if c.cell_type == "code" and not student_check.is_experiment(c)]
         tests = [i for i in code if student_check.is_test_cell(nb.cells[i])]
+        code = [i for i in code if i <= max(tests, default=-1)]  # nothing after the last test cell matters
 
         # each example: its edited sources (by cell index) and the first code cell it changes
         plans = []
