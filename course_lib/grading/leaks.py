@@ -44,11 +44,15 @@ MIN_HIDDEN_LINE = 20
 MIN_ANSWER_CHARS = 30
 #: Solution regions smaller than this many AST nodes (``return x``) are not distinctive.
 MIN_BLOCK_NODES = 6
+#: A single statement of a graded body this large is reported as a *partial* match where found alone.
+MIN_STATEMENT_NODES = 16
 
 _SOLUTION_MARK = re.compile(r"^\s*#+\s*(BEGIN|END) SOLUTION\s*$")
 _HIDDEN_BEGIN = re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$")
 _HIDDEN_END = re.compile(r"^\s*#+\s*END HIDDEN TESTS\s*$")
 _MAGIC = re.compile(r"^\s*[%!]")
+_COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
+             ast.With, ast.AsyncWith, ast.Try, ast.Match)
 
 
 # ----------------------------------------------------------------------------- normalised ASTs
@@ -224,6 +228,8 @@ class Secrets:
     code: list[CodeSecret] = field(default_factory=list)
     text: list[TextSecret] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: distinctive single statements of graded bodies, as shapes -> the function they come from
+    statements: dict[str, str] = field(default_factory=dict)
 
     def count(self, kind: str) -> int:
         return sum(s.kind == kind for s in self.code) + sum(s.kind == kind for s in self.text)
@@ -345,6 +351,13 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
                 if other is not None and canonical(_drop_docstring(other.body), function_locals(other)) == ref.canonical:
                     continue  # given to students as it is: not graded
                 secrets.code.append(ref)
+                given = {shape(st, function_locals(other)) for st in ast.walk(other) if isinstance(st, ast.stmt)} \
+                    if other is not None else set()
+                for st in ast.walk(ast.Module(body=body, type_ignores=[])):
+                    if isinstance(st, ast.stmt) and not isinstance(st, _COMPOUND) and _size([st]) >= MIN_STATEMENT_NODES:
+                        sh = shape(st, local)
+                        if sh not in given:
+                            secrets.statements.setdefault(sh, qualname)
             # every solution region that parses as statements, in the scope it sits in
             marked = _parse(src)
             regions = _solution_regions(src)
@@ -428,6 +441,9 @@ class ScanReport:
     python_sources: int = 0
     statement_lists: int = 0
     unparsable: list[str] = field(default_factory=list)
+    #: single distinctive statements of a graded body found outside a whole-body match: not a leak
+    #: of the body, but worth a look (an equivalent implementation written differently)
+    partial: list[Leak] = field(default_factory=list)
 
 
 def _notebook_parts(data: bytes) -> tuple[list[tuple[str, str]], str] | None:
@@ -462,6 +478,8 @@ def scan(files: dict[str, bytes], secrets: list[Secrets]) -> ScanReport:
         for s in group.code:
             by_types.setdefault(s.types, []).append(s)
     lengths = sorted({len(t) for t in by_types})
+    statements = {sh: (group.assignment, name) for group in secrets for sh, name in group.statements.items()}
+    partial: set[Leak] = set()
     text_secrets = [s for group in secrets for s in group.text]
     found: set[Leak] = set()
 
@@ -488,6 +506,13 @@ def scan(files: dict[str, bytes], secrets: list[Secrets]) -> ScanReport:
                 report.statement_lists += 1
                 types = [type(st).__name__ for st in stmts]
                 shapes: dict[int, str] = {}
+                for j, st in enumerate(stmts):
+                    if not isinstance(st, _COMPOUND) and statements:
+                        shapes[j] = shape(st, local)
+                        if shapes[j] in statements:
+                            assignment, name = statements[shapes[j]]
+                            line = f"{where + ' ' if where else ''}line {st.lineno}"
+                            partial.add(Leak(path, assignment, "statement of", name, line))
                 for length in lengths:
                     for i in range(len(stmts) - length + 1):
                         candidates = by_types.get(tuple(types[i:i + length]))
@@ -514,6 +539,9 @@ def scan(files: dict[str, bytes], secrets: list[Secrets]) -> ScanReport:
             if hit:
                 found.add(Leak(path, s.assignment, s.kind, s.name, "", s.text))
     report.leaks = sorted(found, key=lambda x: (x.path, x.assignment, x.kind, x.name, x.where))
+    whole = {(x.path, x.name) for x in found}
+    report.partial = sorted((x for x in partial if (x.path, x.name) not in whole),
+                            key=lambda x: (x.path, x.assignment, x.name, x.where))
     return report
 
 
@@ -572,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{report.statement_lists} statement lists)")
     for leak in report.leaks:
         print(f"LEAK {leak}")
+    for near in report.partial:
+        print(f"PARTIAL (one distinctive statement; check by hand) {near}")
     return 1 if report.leaks else 0
 
 
