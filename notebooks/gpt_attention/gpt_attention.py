@@ -50,21 +50,29 @@
 # - **Code answers** go in the cells that say `# YOUR CODE HERE` (delete the
 #   `raise NotImplementedError()`). Keep the names, signatures and the attributes created in
 #   `__init__`: the tests call them and load weights into them. Each function is followed by its
-#   test cells. As in the handout, the visible checks only test that your outputs have the right
-#   **shapes** (and one or two properties the handout states); more (hidden) checks of the
-#   **values** are added when the notebook is graded. A mistake in one function costs only that
-#   function's points: where a method uses another one (the attention's `forward` uses your
-#   `split_heads`, ...), the test says so, and the hidden checks accept a result that is right
-#   given your own version of the other method.
+#   test cells. The checks you see there are *public checks*: unlike the handout's, which only
+#   tested shapes, they check **values** on small examples, either a value the test works out
+#   or a property you can reason about (attention rows sum to one and never look at the future,
+#   exponentiated log-probabilities sum to one, an LSTM read in two pieces gives what it gives at
+#   once, agreement with `nn.LayerNorm`, `nn.MultiheadAttention` or
+#   `F.scaled_dot_product_attention`, which the checks may use and your code may not). They catch
+#   many mistakes, but passing them is not the grade: when the notebook is graded, hidden tests
+#   with other inputs and edge cases are added to the same cells. A mistake in one function costs
+#   only that function's points: where a method uses another one (the attention's `forward` uses
+#   your `split_heads`, ...), the test says so, and its checks accept a result that is right given
+#   your own version of the other method.
 # - Some functions are **disabled while the tests run**, as in the handout: `nn.LayerNorm` (and
 #   `F.layer_norm`) in the LayerNorm test, `nn.MultiheadAttention` and
-#   `F.scaled_dot_product_attention` in the attention tests, and the course's reference
+#   `F.scaled_dot_product_attention` in the attention tests, building any module (and
+#   `.parameters()`) in the `attention_parameters` test, and the course's reference
 #   implementations (`course_solutions.layers`) everywhere. Outside the tests you may use them to
 #   check your work (this notebook does, below each part).
 # - **Written answers** (Problem 3) go in the markdown cells that say `YOUR ANSWER HERE`, right
 #   below each question, with your plots and tables.
 # - When grading, the notebook is re-run from top to bottom in *fast mode* (`COURSE_FAST=1`) and
 #   the training cells (Problem 3) are not re-run: they keep the outputs you left in the notebook.
+#   So run them yourself, at the `laptop` or `full` scale (Problem 3 explains both), before you
+#   submit.
 #
 # **Shapes.** Comments and docstrings name tensor dimensions with letters: `B` batch, `T` time
 # (sequence length, 256 here), `E` embedding size (the model width; `E = H * D` in the GPT),
@@ -238,14 +246,8 @@ class LSTM(nn.Module):
                 (num_layers, B, hidden_size) (self.initial_states(B) gives zeros).
         Returns:
             log_probas: (B, T, V), log_probas[b, t, i] = log p(w_{t+1} = i | w_1 .. w_t):
-                log-probabilities (each row's exp sums to 1), not logits.
-            hidden_states: the final state (h, c) of self.lstm, each (num_layers, B, hidden_size).
-
-        Steps and shapes:
-            embed the inputs                                  (B, T, E)
-            self.lstm, starting from hidden_states            (B, T, hidden_size), final (h, c)
-            self.classifier                                   (B, T, V) logits
-            log-softmax over the vocabulary                   (B, T, V)
+                log-probabilities, not logits.
+            hidden_states: the final state (h, c) of the LSTM, each (num_layers, B, hidden_size).
         """
         ### BEGIN SOLUTION
         embedded = self.embedding(inputs)  # (B, T, E)
@@ -262,10 +264,8 @@ class LSTM(nn.Module):
             targets: (B, T) long tensor, the next tokens (0 at padded positions).
             mask: (B, T) float tensor, 1.0 where targets is a real token, 0.0 at padding.
         Returns:
-            A 0-dim tensor: (1/B) * sum_b L_b, where L_b = -(1/T_b) * sum_t mask[b, t] *
-            log_probas[b, t, targets[b, t]] and T_b = mask[b].sum(), the number of real tokens
-            of sequence b. (Not the mean over all the real tokens of the batch: a short sequence
-            counts as much as a long one.)
+            A 0-dim tensor: the loss of question 2 above, the mean over the B sequences of the
+            batch of each sequence's loss L over its real tokens.
         """
         ### BEGIN SOLUTION
         nll = -log_probas.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
@@ -292,7 +292,7 @@ class LSTM(nn.Module):
 # Problem 1, question 1: the log-probabilities.
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet, to_tensor
 
 CASES = [(2, 5, 1), (3, 1, 2)]  # (B, T, num_layers); V = 11, E = 6, hidden_size = 4
 ### BEGIN HIDDEN TESTS
@@ -341,6 +341,12 @@ HIDDEN = [(7, 3, 6, 9, 5, 1), (8, 2, 4, 12, 3, 2)]  # (seed, B, T, V, hidden_siz
 ### END HIDDEN TESTS
 
 
+def _chained_case():
+    """Token ids (2, 6) and a random initial state (h, c) for a 2-layer LSTM with hidden_size 4."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 11, (2, 6), generator=g), (torch.randn(2, 2, 4, generator=g), torch.randn(2, 2, 4, generator=g))
+
+
 def run():
     g = torch.Generator().manual_seed(0)
     out = {"log_probas": []}
@@ -350,6 +356,17 @@ def run():
             model = LSTM(vocabulary_size=11, embedding_size=6, hidden_size=4, num_layers=layers)
             log_probas, _ = model(inputs, model.initial_states(B))
         out["log_probas"].append(log_probas)
+    # One sequence of 6 tokens from a random initial state, read at once, then in two pieces: tokens
+    # 0-1 from that state, and tokens 2-5 from the state the first piece returned.
+    inputs, state = _chained_case()
+    with quiet(), torch.no_grad():
+        model = LSTM(vocabulary_size=11, embedding_size=6, hidden_size=4, num_layers=2).eval()
+        out["whole"], _ = model(inputs, state)
+        try:
+            first, state_after = model(inputs[:, :2], state)
+            out["pieces"] = [first, model(inputs[:, 2:], state_after)[0]]
+        except Exception:  # noqa: BLE001 - a final state that cannot be passed back: test_LSTM_forward_states says why
+            out["pieces"] = None
     ### BEGIN HIDDEN TESTS
     out["hidden"] = []
     for seed, B, T, V, hidden, layers in HIDDEN:
@@ -366,9 +383,21 @@ def run():
 def check(out):
     for i, (B, T, layers) in enumerate(CASES):
         assert_shape(out["log_probas"][i], (B, T, 11), name=f"LSTM log_probas (num_layers={layers})", dims="B, T, V")
+        # log-probabilities, not logits: at every position, exp(log_probas) sums to 1 over the vocabulary
+        total = to_tensor(out["log_probas"][i], name="LSTM log_probas").exp().sum(dim=-1)  # (B, T)
+        assert_close(total, torch.ones(B, T, dtype=torch.float64), atol=1e-4,
+                     name=f"exp(log_probas).sum(dim=-1) (num_layers={layers}): log-probabilities sum to 1 once exponentiated")
+    # The state carries the past: reading a sequence in two pieces, the second one starting from the
+    # state the first returned, gives the same predictions as reading it at once from the same state.
+    assert_shape(out["whole"], (2, 6, 11), name="LSTM log_probas for a (2, 6) input", dims="B, T, V")
+    if out["pieces"] is not None:
+        first, second = out["pieces"]
+        assert_close(first, to_tensor(out["whole"])[:, :2], atol=1e-5,
+                     name="log_probas of tokens 0-1 (from a random initial state) vs the same positions read at once")
+        assert_close(second, to_tensor(out["whole"])[:, 2:], atol=1e-5,
+                     name="log_probas of tokens 2-5, starting from the state the first piece returned, vs the same "
+                          "positions of the sequence read at once from the initial state (is forward using hidden_states?)")
     ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close
-
     for i, (seed, B, T, V, hidden, layers) in enumerate(HIDDEN):
         inputs, state = _hidden_case(seed, B, T, V, hidden, layers)
         expected, _ = _reference_lstm(_lstm_weights(V, 4, hidden, layers, seed), inputs, state, layers)
@@ -383,7 +412,7 @@ grade("test_LSTM_forward", run, check, forbid=["course_solutions.layers"])
 # Problem 1, question 1: the final hidden state.
 import torch
 
-from course_lib.grading.checks import assert_shape, assert_true, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, assert_true, grade, quiet
 
 CASES = [(2, 5, 1), (3, 1, 2)]  # (B, T, num_layers); V = 11, E = 6, hidden_size = 4
 ### BEGIN HIDDEN TESTS
@@ -429,6 +458,16 @@ HIDDEN = [(7, 3, 6, 9, 5, 1), (8, 2, 4, 12, 3, 2)]  # (seed, B, T, V, hidden_siz
 ### END HIDDEN TESTS
 
 
+def _as_list(states):
+    return list(states) if isinstance(states, (tuple, list)) else states
+
+
+def _chained_case():
+    """Token ids (2, 6) and a random initial state (h, c) for a 2-layer LSTM with hidden_size 4."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 11, (2, 6), generator=g), (torch.randn(2, 2, 4, generator=g), torch.randn(2, 2, 4, generator=g))
+
+
 def run():
     g = torch.Generator().manual_seed(0)
     out = {"states": []}
@@ -437,7 +476,14 @@ def run():
         with quiet():
             model = LSTM(vocabulary_size=11, embedding_size=6, hidden_size=4, num_layers=layers)
             _, states = model(inputs, model.initial_states(B))
-        out["states"].append(list(states) if isinstance(states, (tuple, list)) else states)
+        out["states"].append(_as_list(states))
+    # One sequence of 6 tokens from a random initial state, read at once, then in two pieces: tokens
+    # 0-1 from that state, and tokens 2-5 from the state the first piece returned.
+    inputs, state = _chained_case()
+    with quiet(), torch.no_grad():
+        model = LSTM(vocabulary_size=11, embedding_size=6, hidden_size=4, num_layers=2).eval()
+        out["whole"] = _as_list(model(inputs, state)[1])
+        out["pieces"] = _as_list(model(inputs[:, 2:], model(inputs[:, :2], state)[1])[1])
     ### BEGIN HIDDEN TESTS
     out["hidden"] = []
     for seed, B, T, V, hidden, layers in HIDDEN:
@@ -446,7 +492,7 @@ def run():
             model = LSTM(vocabulary_size=V, embedding_size=4, hidden_size=hidden, num_layers=layers).eval()
             model.load_state_dict(_lstm_weights(V, 4, hidden, layers, seed))
             _, states = model(inputs, state)
-        out["hidden"].append(list(states) if isinstance(states, (tuple, list)) else states)
+        out["hidden"].append(_as_list(states))
     ### END HIDDEN TESTS
     return out
 
@@ -458,9 +504,15 @@ def check(out):
                     "forward should return (log_probas, (h, c)): the final state is a tuple of two tensors")
         for name, value in zip("hc", states):
             assert_shape(value, (layers, B, 4), name=f"final {name} (num_layers={layers})", dims="num_layers, B, hidden_size")
+    # The final state summarises everything read so far: after the second piece (started from the
+    # state the first piece returned) it is the final state of the whole sequence.
+    for key in ("whole", "pieces"):
+        assert_true(isinstance(out[key], list) and len(out[key]) == 2,
+                    "forward should return (log_probas, (h, c)): the final state is a tuple of two tensors")
+    for name, whole, pieces in zip("hc", out["whole"], out["pieces"]):
+        assert_close(pieces, whole, atol=1e-5, name=f"final {name} after tokens 0-1 then 2-5 (passing the state along) "
+                     "vs after reading the 6 tokens at once, from the same random initial state")
     ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close
-
     for i, (seed, B, T, V, hidden, layers) in enumerate(HIDDEN):
         inputs, state = _hidden_case(seed, B, T, V, hidden, layers)
         expected = _reference_states(_lstm_weights(V, 4, hidden, layers, seed), inputs, state, layers)
@@ -478,7 +530,7 @@ grade("test_LSTM_forward_states", run, check, forbid=["course_solutions.layers"]
 # Problem 1, question 2: the loss.
 import torch
 
-from course_lib.grading.checks import as_float, assert_true, grade, quiet
+from course_lib.grading.checks import as_float, assert_close, assert_true, grade, quiet
 
 LENGTHS = [5, 2, 4]  # real tokens of each sequence; T = 5, V = 7
 
@@ -511,19 +563,25 @@ def run():
     return out
 
 
-def check(out):
-    loss = as_float(out["loss"], name="LSTM.loss(log_probas, targets, mask)")  # a single number
-    assert_true(loss == loss and loss > 0, f"a negative log-likelihood is a positive number, got {loss}")
-    ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close
-
-    log_probas, targets, mask = _batch(1)
+def _expected_loss(seed):
+    """The loss written out with loops: each sequence's mean NLL over its real tokens, then the mean over sequences."""
+    log_probas, targets, _ = _batch(seed)
     per_sequence = []
     for b, n in enumerate(LENGTHS):
         per_sequence.append(-sum(float(log_probas[b, t, targets[b, t]]) for t in range(n)) / n)
-    expected = sum(per_sequence) / len(per_sequence)
+    return sum(per_sequence) / len(per_sequence)
+
+
+def check(out):
+    loss = as_float(out["loss"], name="LSTM.loss(log_probas, targets, mask)")  # a single number
+    assert_true(loss == loss and loss > 0, f"a negative log-likelihood is a positive number, got {loss}")
+    # sequences of 5, 2, 4 real tokens: each sequence counts as much as the others, whatever its length
+    assert_close(loss, _expected_loss(0), rtol=1e-5, name="LSTM.loss on the test's batch (the mean over its "
+                 "3 sequences of each one's mean NLL over its real tokens)")
+    ### BEGIN HIDDEN TESTS
+    log_probas, targets, mask = _batch(1)
     got = out["hidden"]
-    assert_close(as_float(got["loss"], name="LSTM.loss"), expected,
+    assert_close(as_float(got["loss"], name="LSTM.loss"), _expected_loss(1),
                  name="LSTM.loss (mean over the batch of each sequence's mean NLL over its real tokens)", rtol=1e-5)
     assert_true(got["connected"] is True, "LSTM.loss should return a tensor connected to log_probas (so that .backward() works)")
     grad = torch.zeros(len(LENGTHS), 5, 7, dtype=torch.float64)
@@ -598,10 +656,8 @@ class LayerNorm(nn.Module):
         Args:
             inputs: (*dims, hidden_size) float tensor, e.g. (B, T, E).
         Returns:
-            (*dims, hidden_size), the same shape:
-            (inputs - mean) / sqrt(var + eps) * weight + bias, where mean and var are the mean
-            and the *biased* variance of inputs over its last dimension, and weight and bias,
-            of shape (E,), apply to the last dimension.
+            (*dims, hidden_size), the same shape: each vector inputs[..., :] normalized as in the
+            formula above, with the affine parameters self.weight and self.bias, of shape (E,).
         """
         ### BEGIN SOLUTION
         mean = inputs.mean(dim=-1, keepdim=True)  # (B, T, 1)
@@ -634,6 +690,12 @@ def _hidden_case(i):
 ### END HIDDEN TESTS
 
 
+def _affine_case():
+    """Inputs (2, 3, 4), and a weight and a bias (4,) chosen by the test."""
+    g = torch.Generator().manual_seed(1)
+    return 3 * torch.randn(2, 3, 4, generator=g) - 1, torch.randn(4, generator=g), torch.randn(4, generator=g)
+
+
 def run():
     g = torch.Generator().manual_seed(0)
     outputs = []
@@ -642,6 +704,11 @@ def run():
         with quiet():
             outputs.append(LayerNorm(shape[-1])(x))
     out = {"outputs": outputs}
+    x, weight, bias = _affine_case()
+    with quiet():
+        layer = LayerNorm(4)
+        layer.load_state_dict({"weight": weight, "bias": bias})
+        out["affine"] = layer(x)
     ### BEGIN HIDDEN TESTS
     out["hidden"] = []
     for i, (shape, eps, _) in enumerate(HIDDEN):
@@ -664,6 +731,14 @@ def check(out):
     variance = ((y - y.mean(dim=-1, keepdim=True)) ** 2).mean(dim=-1)
     assert_close(as_float(variance.mean()), 1.0, atol=1e-3,
                  name="variance of LayerNorm(4)(x) over the last dimension (weight 1, bias 0)")
+    # With a weight and a bias chosen by the test, the same numbers as nn.LayerNorm (the check may use it).
+    x, weight, bias = _affine_case()
+    reference = torch.nn.LayerNorm(4).double()
+    reference.load_state_dict({"weight": weight.double(), "bias": bias.double()})
+    with torch.no_grad():
+        expected = reference(x.double())
+    assert_close(out["affine"], expected, atol=1e-5, rtol=1e-4,
+                 name="LayerNorm(4)(x) with the test's weight and bias vs nn.LayerNorm(4) with the same ones")
     ### BEGIN HIDDEN TESTS
     for i, (shape, eps, _) in enumerate(HIDDEN):
         x, weight, bias = _hidden_case(i)
@@ -723,10 +798,11 @@ with torch.no_grad():
 #    `x = merge_heads(y)` gives `x[0, 1, num_heads * 2 + 3] == y[0, 2, 1, 3]`.
 #
 #    (The handout writes the feature index as `num_heads * i + j`; in the layout above it is
-#    `head_size * i + j`, the same number when `num_heads == head_size`, as in the public tests
-#    below: 4 heads of size 4. The hidden tests use other sizes.) The two functions are exact
-#    inverses of each other and only reshape and transpose. They must handle mini-batches (see
-#    the docstrings).
+#    `head_size * i + j`, the same number when `num_heads == head_size`, as in the example's
+#    4 heads of size 4.) The two functions are exact inverses of each other. They must handle
+#    mini-batches, and take the size of each head's vector from their input, which need not be
+#    `head_size`: as in the original course's public tests, the tests below also split and merge
+#    8 heads of vectors of size 3 in a module whose `head_size` is 4 (see the docstrings).
 # 3. [4 pts] Implement `get_attention_weights()`, which returns the $\boldsymbol{A}_i$ of all the
 #    heads at once from the $\boldsymbol{q}_i$ and $\boldsymbol{k}_i$. The language model is
 #    *auto-regressive* (*causal*): position $t$ may only attend to positions $\tau \le t$, never
@@ -774,9 +850,9 @@ class MultiHeadedAttention(nn.Module):
             keys: (B, H, T, D) float tensor, the k_i of each head.
         Returns:
             (B, H, T, T) float tensor: weights[b, i, t, tau] is how much position t of head i
-            attends to position tau: the softmax over tau of q_t . k_tau / sqrt(D), with the
-            handout's mask (s_t(tau) = 1 if tau <= t, else 0; masked scores set to -1e4). Each
-            row sums to 1, and weights[b, i, t, tau] = 0 (numerically) for tau > t.
+            attends to position tau, the causal attention weights A_i of the equations above.
+            Each row is a distribution over tau (it sums to 1), with no weight on the future
+            (tau > t).
         """
         ### BEGIN SOLUTION
         T = queries.size(-2)
@@ -805,10 +881,11 @@ class MultiHeadedAttention(nn.Module):
 
         Args:
             tensor: (B, T, H * dim) float tensor, e.g. the queries (B, T, E): the vectors of
-                the H heads concatenated, each of size dim (usually D; use the input's size).
+                the H heads concatenated, each of size dim. dim is usually D, but take it from
+                the input (the tests also use other sizes).
         Returns:
-            (B, H, T, dim) float tensor y with y[b, i, t, j] = tensor[b, t, i * dim + j]. Only a
-            reshape and a transpose; merge_heads is its exact inverse.
+            (B, H, T, dim) float tensor y with y[b, i, t, j] = tensor[b, t, i * dim + j];
+            merge_heads is its exact inverse.
         """
         ### BEGIN SOLUTION
         B, T, width = tensor.shape
@@ -820,10 +897,11 @@ class MultiHeadedAttention(nn.Module):
         """Concatenate the head vectors again (the inverse of split_heads).
 
         Args:
-            tensor: (B, H, T, dim) float tensor, the vectors of each head.
+            tensor: (B, H, T, dim) float tensor, the vectors of each head (dim: as in split_heads,
+                taken from the input).
         Returns:
             (B, T, H * dim) float tensor x, e.g. (B, T, E), with x[b, t, i * dim + j] =
-            tensor[b, i, t, j]. Only a transpose and a reshape.
+            tensor[b, i, t, j].
         """
         ### BEGIN SOLUTION
         B, H, T, dim = tensor.shape
@@ -836,9 +914,8 @@ class MultiHeadedAttention(nn.Module):
         Args:
             hidden_states: (B, T, E) float tensor with E = H * D (X in the equations).
         Returns:
-            (B, T, E) float tensor: A(Q, K, V) = concat(h_1, ..., h_H) W_O + b_O, with the queries,
-            keys and values projected by q_proj, k_proj and v_proj. Use your split_heads and
-            apply_attention.
+            (B, T, E) float tensor: A(Q, K, V) of the equations above, with the projections
+            q_proj, k_proj, v_proj and out_proj. Use your split_heads and apply_attention.
         """
         ### BEGIN SOLUTION
         queries = self.split_heads(self.q_proj(hidden_states))  # (B, H, T, D)
@@ -849,10 +926,11 @@ class MultiHeadedAttention(nn.Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_split_heads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-# Question 2: split_heads (4 heads of size 4, as in the handout's example).
+# Question 2: split_heads (4 heads of size 4, as in the handout's example; then 8 heads whose vectors
+# have size 3, not head_size = 4, as in the original course's public test).
 import torch
 
-from course_lib.grading.checks import assert_equal, assert_shape, grade, quiet
+from course_lib.grading.checks import assert_equal, assert_shape, assert_true, grade, quiet
 
 ### BEGIN HIDDEN TESTS
 HIDDEN = [(2, 5, 3, 4), (1, 1, 2, 6), (3, 4, 1, 5), (2, 3, 6, 2)]  # (B, T, H, D)
@@ -863,6 +941,12 @@ def run():
     x = torch.arange(2 * 3 * 16, dtype=torch.float32).reshape(2, 3, 16)  # (B, T, H*D) = (2, 3, 4*4)
     with quiet():
         out = {"y": MultiHeadedAttention(head_size=4, num_heads=4, sequence_length=3).split_heads(x)}
+    x = torch.arange(2 * 5 * 24, dtype=torch.float32).reshape(2, 5, 24)  # (B, T, H*dim) = (2, 5, 8*3)
+    try:
+        with quiet():
+            out["dim_3"] = MultiHeadedAttention(head_size=4, num_heads=8, sequence_length=5).split_heads(x)
+    except Exception as exc:  # noqa: BLE001 - check says what was asked
+        out["dim_3"] = f"{type(exc).__name__}: {exc}"
     ### BEGIN HIDDEN TESTS
     g = torch.Generator().manual_seed(3)
     out["hidden"] = []
@@ -879,6 +963,14 @@ def check(out):
     assert_shape(y, (2, 4, 3, 4), name="split_heads(x) for x of shape (2, 3, 16) and 4 heads", dims="B, H, T, D")
     # x[0, 2, num_heads * 1 + 3] is x[0, 2, 7], which holds 2 * 16 + 7 = 39.
     assert_equal(y[0, 1, 2, 3], 39.0, name="y[0, 1, 2, 3] (the handout's example: x[0, 2, num_heads * 1 + 3])")
+    # 8 heads and an input of size 8 * 3: each head's vector has the input's size (3), not head_size (4).
+    y = out["dim_3"]
+    assert_true(not isinstance(y, str), f"split_heads of a (2, 5, 24) input with 8 heads (head_size=4) raised {y}: "
+                "take the size of each head's vector from the input (24 / 8 = 3 here), not from head_size")
+    assert_shape(y, (2, 8, 5, 3), name="split_heads(x) for x of shape (2, 5, 24) and 8 heads", dims="B, H, T, dim")
+    x = torch.arange(2 * 5 * 24, dtype=torch.float64).reshape(2, 5, 24)
+    expected = torch.stack([x[:, :, 3 * h:3 * (h + 1)] for h in range(8)], dim=1)  # head h: features 3h .. 3h + 2
+    assert_equal(y, expected, name="split_heads(x) for x of shape (2, 5, 24) and 8 heads (y[b, i, t, j] = x[b, t, 3 * i + j])")
     ### BEGIN HIDDEN TESTS
     g = torch.Generator().manual_seed(3)
     for i, (B, T, H, D) in enumerate(HIDDEN):
@@ -896,10 +988,11 @@ grade("test_MultiHeadedAttention_split_heads", run, check,
               "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_merge_heads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-# Question 2: merge_heads (4 heads of size 4, as in the handout's example).
+# Question 2: merge_heads (4 heads of size 4, as in the handout's example; then 8 heads of vectors
+# of size 3, not head_size = 4, as in the original course's public test).
 import torch
 
-from course_lib.grading.checks import assert_equal, assert_shape, grade, quiet
+from course_lib.grading.checks import assert_equal, assert_shape, assert_true, grade, quiet, to_tensor
 
 ### BEGIN HIDDEN TESTS
 HIDDEN = [(2, 5, 3, 4), (1, 1, 2, 6), (3, 4, 1, 5), (2, 3, 6, 2)]  # (B, T, H, D)
@@ -910,6 +1003,12 @@ def run():
     y = torch.arange(2 * 4 * 3 * 4, dtype=torch.float32).reshape(2, 4, 3, 4)  # (B, H, T, D) = (2, 4, 3, 4)
     with quiet():
         out = {"x": MultiHeadedAttention(head_size=4, num_heads=4, sequence_length=3).merge_heads(y)}
+    y = torch.arange(2 * 8 * 5 * 3, dtype=torch.float32).reshape(2, 8, 5, 3)  # (B, H, T, dim) = (2, 8, 5, 3)
+    try:
+        with quiet():
+            out["dim_3"] = MultiHeadedAttention(head_size=4, num_heads=8, sequence_length=5).merge_heads(y)
+    except Exception as exc:  # noqa: BLE001 - check says what was asked
+        out["dim_3"] = f"{type(exc).__name__}: {exc}"
     ### BEGIN HIDDEN TESTS
     g = torch.Generator().manual_seed(4)
     out["hidden"] = []
@@ -926,6 +1025,15 @@ def check(out):
     assert_shape(x, (2, 3, 16), name="merge_heads(y) for y of shape (2, 4, 3, 4)", dims="B, T, H*D")
     # y[0, 2, 1, 3] holds 2 * 12 + 1 * 4 + 3 = 31.
     assert_equal(x[0, 1, 4 * 2 + 3], 31.0, name="x[0, 1, num_heads * 2 + 3] (the handout's example: y[0, 2, 1, 3])")
+    # 8 heads whose vectors have size 3 (not head_size = 4): the output has 8 * 3 features.
+    x = out["dim_3"]
+    assert_true(not isinstance(x, str), f"merge_heads of a (2, 8, 5, 3) input (head_size=4) raised {x}: "
+                "take the size of each head's vector from the input (3 here), not from head_size")
+    assert_shape(x, (2, 5, 24), name="merge_heads(y) for y of shape (2, 8, 5, 3)", dims="B, T, H*dim")
+    x, y = to_tensor(x), torch.arange(2 * 8 * 5 * 3, dtype=torch.float64).reshape(2, 8, 5, 3)
+    for h in range(8):  # head h: features 3h .. 3h + 2
+        assert_equal(x[:, :, 3 * h:3 * (h + 1)], y[:, h], name=f"merge_heads(y)[:, :, {3 * h}:{3 * h + 3}] (y of shape "
+                     f"(2, 8, 5, 3): head {h}'s vectors, x[b, t, 3 * i + j] = y[b, i, t, j])")
     ### BEGIN HIDDEN TESTS
     g = torch.Generator().manual_seed(4)
     for i, (B, T, H, D) in enumerate(HIDDEN):
@@ -944,9 +1052,16 @@ grade("test_MultiHeadedAttention_merge_heads", run, check,
 # Question 3: get_attention_weights.
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet, to_tensor
 
-CASES = [(2, 3, 5, 4), (1, 2, 1, 3)]  # (B, H, T, D)
+CASES = [(2, 3, 5, 4), (1, 2, 1, 3), (1, 1, 4, 2)]  # (B, H, T, D)
+
+
+def _case(i):
+    """Queries and keys (B, H, T, D) of CASES[i], from a fixed seed."""
+    B, H, T, D = CASES[i]
+    g = torch.Generator().manual_seed(i)
+    return 2 * torch.randn(B, H, T, D, generator=g), 2 * torch.randn(B, H, T, D, generator=g)
 ### BEGIN HIDDEN TESTS
 
 HIDDEN = [(2, 3, 6, 4, 1.0), (1, 2, 7, 5, 3.0), (3, 1, 4, 8, 0.3)]  # (B, H, T, D, scale of q and k)
@@ -973,10 +1088,9 @@ def _reference_weights(q, k):
 
 
 def run():
-    g = torch.Generator().manual_seed(0)
     out = {"weights": []}
-    for B, H, T, D in CASES:
-        queries, keys = torch.randn(B, H, T, D, generator=g), torch.randn(B, H, T, D, generator=g)
+    for i, (B, H, T, D) in enumerate(CASES):
+        queries, keys = _case(i)
         with quiet():
             mha = MultiHeadedAttention(head_size=D, num_heads=H, sequence_length=T)
             out["weights"].append(mha.get_attention_weights(queries, keys))
@@ -992,12 +1106,27 @@ def run():
 
 
 def check(out):
-    for i, (B, H, T, D) in enumerate(CASES):
-        assert_shape(out["weights"][i], (B, H, T, T), name=f"get_attention_weights for queries of shape {(B, H, T, D)}",
-                     dims="B, H, T, T")
-    ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close
+    import torch.nn.functional as F
 
+    for i, (B, H, T, D) in enumerate(CASES):
+        what = f"queries and keys of shape {(B, H, T, D)}"
+        assert_shape(out["weights"][i], (B, H, T, T), name=f"get_attention_weights for {what}", dims="B, H, T, T")
+        weights = to_tensor(out["weights"][i], name="get_attention_weights")
+        # Each row is a probability distribution over the positions tau.
+        assert_close(weights.sum(dim=-1), torch.ones(B, H, T, dtype=torch.float64), atol=1e-5,
+                     name=f"weights.sum(dim=-1) for {what} (each row of weights sums to 1)")
+        # Causal: position t never attends to the future, tau > t.
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)  # (T, T): True where tau > t
+        assert_close(weights[..., future], torch.zeros(B, H, int(future.sum()), dtype=torch.float64), atol=1e-6,
+                     name=f"weights[b, i, t, tau] for tau > t (the future), {what}: the causal mask")
+        # The values: F.scaled_dot_product_attention (allowed in the check, not in your code) returns
+        # weights @ values; with the identity matrix as the values, that is the weights themselves.
+        queries, keys = (t.double() for t in _case(i))
+        identity = torch.eye(T, dtype=torch.float64).expand(B, H, T, T)
+        expected = F.scaled_dot_product_attention(queries, keys, identity, is_causal=True)  # (B, H, T, T)
+        assert_close(weights, expected, atol=1e-5, name=f"get_attention_weights for {what} vs "
+                     "F.scaled_dot_product_attention(queries, keys, identity, is_causal=True)")
+    ### BEGIN HIDDEN TESTS
     for i, (B, H, T, D, _) in enumerate(HIDDEN):
         queries, keys = _hidden_case(i)
         assert_shape(out["hidden"][i], (B, H, T, T), name="get_attention_weights", dims="B, H, T, T")
@@ -1012,21 +1141,19 @@ grade("test_MultiHeadedAttention_get_attention_weights", run, check,
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_apply_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Question 4: apply_attention. It runs your get_attention_weights and merge_heads (if you use
-# them): they must run. The hidden checks accept the right result, or the result your own
+# them): they must run. The checks accept the right result, or the result your own
 # get_attention_weights and merge_heads give, so a mistake in those costs only their own tests.
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet, to_tensor
 
 CASES = [(2, 3, 5, 4), (1, 2, 1, 3)]  # (B, H, T, D)
-### BEGIN HIDDEN TESTS
-
-HIDDEN = [(2, 3, 6, 4), (1, 2, 7, 5)]  # (B, H, T, D)
 
 
-def _hidden_case(i):
-    B, H, T, D = HIDDEN[i]
-    g = torch.Generator().manual_seed(30 + i)
+def _case(i):
+    """Queries, keys and values (B, H, T, D) of CASES[i], from a fixed seed."""
+    B, H, T, D = CASES[i]
+    g = torch.Generator().manual_seed(i)
     return tuple(torch.randn(B, H, T, D, generator=g) for _ in range(3))
 
 
@@ -1037,17 +1164,42 @@ def _own(mha, queries, keys, values):
             return mha.merge_heads(mha.get_attention_weights(queries, keys) @ values)
     except Exception:  # noqa: BLE001 - a method that does not run: only the exact answer counts
         return None
+
+
+def _check_output(got, own, queries, keys, values, name):
+    """got is right, or what your own get_attention_weights and merge_heads give."""
+    import torch.nn.functional as F
+
+    B, H, T, D = queries.shape
+    assert_shape(got, (B, T, H * D), name=name, dims="B, T, H*D")
+    if own is not None and tuple(to_tensor(own).shape) == (B, T, H * D) and torch.allclose(
+            to_tensor(got), to_tensor(own), atol=1e-5):
+        return  # consistent with your own get_attention_weights and merge_heads
+    # F.scaled_dot_product_attention (allowed in the check, not in your code) gives each head's h_i
+    heads = F.scaled_dot_product_attention(queries.double(), keys.double(), values.double(), is_causal=True)
+    expected = torch.cat([heads[:, h] for h in range(H)], dim=-1)  # (B, T, H*D): h_1, ..., h_H side by side
+    assert_close(got, expected, atol=1e-5, name=f"{name} vs the h_i of F.scaled_dot_product_attention(q, k, v, "
+                 "is_causal=True), concatenated (nor is it merge_heads(get_attention_weights(q, k) @ v) with your methods)")
+### BEGIN HIDDEN TESTS
+
+HIDDEN = [(2, 3, 6, 4), (1, 2, 7, 5)]  # (B, H, T, D)
+
+
+def _hidden_case(i):
+    B, H, T, D = HIDDEN[i]
+    g = torch.Generator().manual_seed(30 + i)
+    return tuple(torch.randn(B, H, T, D, generator=g) for _ in range(3))
 ### END HIDDEN TESTS
 
 
 def run():
-    g = torch.Generator().manual_seed(0)
     out = {"outputs": []}
-    for B, H, T, D in CASES:
-        queries, keys, values = (torch.randn(B, H, T, D, generator=g) for _ in range(3))
+    for i, (B, H, T, D) in enumerate(CASES):
+        queries, keys, values = _case(i)
         with quiet():
             mha = MultiHeadedAttention(head_size=D, num_heads=H, sequence_length=T)
-            out["outputs"].append(mha.apply_attention(queries, keys, values))
+            got = mha.apply_attention(queries, keys, values)
+        out["outputs"].append({"output": got, "own": _own(mha, queries, keys, values)})
     ### BEGIN HIDDEN TESTS
     out["hidden"] = []
     for i, (B, H, T, D) in enumerate(HIDDEN):
@@ -1062,23 +1214,12 @@ def run():
 
 def check(out):
     for i, (B, H, T, D) in enumerate(CASES):
-        assert_shape(out["outputs"][i], (B, T, H * D), name=f"apply_attention for inputs of shape {(B, H, T, D)}",
-                     dims="B, T, H*D")
+        _check_output(out["outputs"][i]["output"], out["outputs"][i]["own"], *_case(i),
+                      name=f"apply_attention for inputs of shape {(B, H, T, D)}")
     ### BEGIN HIDDEN TESTS
-    import torch.nn.functional as F
-
-    from course_lib.grading.checks import assert_close, to_tensor
-
     for i, (B, H, T, D) in enumerate(HIDDEN):
-        queries, keys, values = (t.double() for t in _hidden_case(i))
-        heads = F.scaled_dot_product_attention(queries, keys, values, is_causal=True)  # (B, H, T, D)
-        expected = torch.cat([heads[:, h] for h in range(H)], dim=-1)  # (B, T, H*D)
-        got, own = out["hidden"][i]["output"], out["hidden"][i]["own"]
-        assert_shape(got, (B, T, H * D), name="apply_attention", dims="B, T, H*D")
-        if own is not None and tuple(to_tensor(own).shape) == (B, T, H * D) and torch.allclose(
-                to_tensor(got), to_tensor(own), atol=1e-5):
-            continue  # consistent with your own get_attention_weights and merge_heads
-        assert_close(got, expected, name=f"apply_attention (B, H, T, D) = {(B, H, T, D)}", atol=1e-5)
+        _check_output(out["hidden"][i]["output"], out["hidden"][i]["own"], *_hidden_case(i),
+                      name=f"apply_attention (B, H, T, D) = {(B, H, T, D)}")
     ### END HIDDEN TESTS
 
 
@@ -1088,16 +1229,13 @@ grade("test_MultiHeadedAttention_apply_attention", run, check,
 
 # %% nbgrader={"grade": true, "grade_id": "test_MultiHeadedAttention_forward", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # Question 5: forward. It runs your split_heads and apply_attention (if you use them): they must
-# run. The hidden checks accept the right result, or the result your own split_heads and
-# apply_attention give with the projections, so a mistake in those costs only their own tests.
+# run. The checks accept the right result, or the result your own split_heads and apply_attention
+# give with the projections, so a mistake in those costs only their own tests.
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, assert_true, grade, quiet, to_tensor
 
 CASES = [(2, 5, 3, 4), (1, 1, 2, 4)]  # (B, T, H, D)
-### BEGIN HIDDEN TESTS
-
-HIDDEN = [(2, 6, 3, 4), (3, 5, 2, 5)]  # (B, T, H, D)
 NAMES = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
@@ -1111,13 +1249,8 @@ def _weights(E, seed):
     return w
 
 
-def _hidden_inputs(i):
-    B, T, H, D = HIDDEN[i]
-    return torch.randn(B, T, H * D, generator=torch.Generator().manual_seed(40 + i))
-
-
 def _reference(w, x, num_heads):
-    """nn.MultiheadAttention (float64) with the same weights and a causal mask."""
+    """nn.MultiheadAttention (float64; allowed in the check, not in your code) with the same weights and a causal mask."""
     E = x.shape[-1]
     reference = torch.nn.MultiheadAttention(E, num_heads, batch_first=True).double()
     with torch.no_grad():
@@ -1139,49 +1272,66 @@ def _own(mha, x):
             return mha.out_proj(mha.apply_attention(q, k, v))
     except Exception:  # noqa: BLE001 - a method that does not run: only the exact answer counts
         return None
+
+
+def _attend(H, D, x, seed):
+    """Your module with the test's weights loaded, on x: its output, and what your own methods give."""
+    with quiet():
+        mha = MultiHeadedAttention(head_size=D, num_heads=H, sequence_length=8).eval()
+        # strict=False: a buffer of your own (a causal mask, say) may stay; every test weight must land
+        loaded = mha.load_state_dict(_weights(H * D, seed), strict=False)
+        with torch.no_grad():
+            return {"output": mha(x), "own": _own(mha, x), "not_loaded": sorted(loaded.unexpected_keys)}
+
+
+def _check_output(got, x, H, seed, name):
+    """The output is nn.MultiheadAttention's, or what your own split_heads and apply_attention give."""
+    B, T, E = x.shape
+    assert_true(not got["not_loaded"], "keep the projections q_proj, k_proj, v_proj and out_proj that __init__ "
+                f"creates: the test could not load {got['not_loaded']} into your module")
+    assert_shape(got["output"], (B, T, E), name=name, dims="B, T, E")
+    own = got["own"]
+    if own is not None and tuple(to_tensor(own).shape) == (B, T, E) and torch.allclose(
+            to_tensor(got["output"]), to_tensor(own), atol=1e-5):
+        return  # consistent with your own split_heads and apply_attention
+    assert_close(got["output"], _reference(_weights(E, seed), x, H), atol=1e-5,
+                 name=f"{name} (test weights and biases) vs nn.MultiheadAttention with a causal mask")
+
+
+def _case(i):
+    B, T, H, D = CASES[i]
+    return torch.randn(B, T, H * D, generator=torch.Generator().manual_seed(i))
+### BEGIN HIDDEN TESTS
+
+HIDDEN = [(2, 6, 3, 4), (3, 5, 2, 5)]  # (B, T, H, D)
+
+
+def _hidden_inputs(i):
+    B, T, H, D = HIDDEN[i]
+    return torch.randn(B, T, H * D, generator=torch.Generator().manual_seed(40 + i))
 ### END HIDDEN TESTS
 
 
 def run():
-    g = torch.Generator().manual_seed(0)
     out = {"outputs": []}
-    for B, T, H, D in CASES:
-        x = torch.randn(B, T, H * D, generator=g)
-        with quiet():
-            out["outputs"].append(MultiHeadedAttention(head_size=D, num_heads=H, sequence_length=8)(x))
+    for i, (B, T, H, D) in enumerate(CASES):
+        out["outputs"].append(_attend(H, D, _case(i), seed=90 + i))
     ### BEGIN HIDDEN TESTS
     out["hidden"] = []
     for i, (B, T, H, D) in enumerate(HIDDEN):
-        x = _hidden_inputs(i)
-        with quiet():
-            mha = MultiHeadedAttention(head_size=D, num_heads=H, sequence_length=8).eval()
-            # strict=False: a buffer of your own (a causal mask, say) may stay; every test weight must land
-            loaded = mha.load_state_dict(_weights(H * D, 50 + i), strict=False)
-            with torch.no_grad():
-                out["hidden"].append({"output": mha(x), "own": _own(mha, x),
-                                      "not_loaded": sorted(loaded.unexpected_keys)})
+        out["hidden"].append(_attend(H, D, _hidden_inputs(i), seed=50 + i))
     ### END HIDDEN TESTS
     return out
 
 
 def check(out):
     for i, (B, T, H, D) in enumerate(CASES):
-        assert_shape(out["outputs"][i], (B, T, H * D), name=f"MultiHeadedAttention({D}, {H}, 8) for x of shape "
-                     f"{(B, T, H * D)}", dims="B, T, E")
+        _check_output(out["outputs"][i], _case(i), H, 90 + i,
+                      name=f"MultiHeadedAttention({D}, {H}, 8) for x of shape {(B, T, H * D)}")
     ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close, assert_true, to_tensor
-
     for i, (B, T, H, D) in enumerate(HIDDEN):
-        expected = _reference(_weights(H * D, 50 + i), _hidden_inputs(i), H)
-        got, own = out["hidden"][i]["output"], out["hidden"][i]["own"]
-        assert_true(not out["hidden"][i]["not_loaded"], "keep the projections q_proj, k_proj, v_proj and out_proj that "
-                    f"__init__ creates: the test could not load {out['hidden'][i]['not_loaded']} into your module")
-        assert_shape(got, (B, T, H * D), name="MultiHeadedAttention output", dims="B, T, E")
-        if own is not None and tuple(to_tensor(own).shape) == (B, T, H * D) and torch.allclose(
-                to_tensor(got), to_tensor(own), atol=1e-5):
-            continue  # consistent with your own split_heads and apply_attention
-        assert_close(got, expected, name=f"MultiHeadedAttention output ({H} heads of size {D}, test weights and "
-                     "biases) vs nn.MultiheadAttention with a causal mask", atol=1e-5)
+        _check_output(out["hidden"][i], _hidden_inputs(i), H, 50 + i,
+                      name=f"MultiHeadedAttention output ({H} heads of size {D})")
     ### END HIDDEN TESTS
 
 
@@ -1212,7 +1362,9 @@ with torch.no_grad():
 # %% [markdown]
 # **Question 5, continued** [2 pts]. How many learnable parameters does your
 # `MultiHeadedAttention` have, as a function of `num_heads` and `head_size`? Write the formula
-# as a function (it must not build a module and count: derive it from the equations).
+# as a function. Derive it from the equations: while the test runs, building a module (any
+# `nn.Module`) and calling `.parameters()` are disabled, so a function that builds one and counts
+# fails the test. (The cell after it compares your formula with your module, outside the test.)
 
 # %% nbgrader={"grade": false, "grade_id": "attention_parameters", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def attention_parameters(num_heads, head_size):
@@ -1222,7 +1374,8 @@ def attention_parameters(num_heads, head_size):
         num_heads: the number of heads, m (H).
         head_size: the size of each head, d (D).
     Returns:
-        int: the weights and biases of the four projections W_Q, W_K, W_V, W_O.
+        int: the number of learnable parameters, derived from the equations (not counted on a
+        module).
     """
     ### BEGIN SOLUTION
     width = num_heads * head_size  # E = H * D
@@ -1235,16 +1388,26 @@ print(f"attention_parameters(12, 64) = {attention_parameters(12, 64):,}; your mo
       f"{sum(p.numel() for p in MultiHeadedAttention(64, 12, 256).parameters()):,} parameters")
 
 # %% nbgrader={"grade": true, "grade_id": "test_attention_parameters", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-from course_lib.grading.checks import as_int, grade, quiet
+# While your function runs, building a module (nn.Module and its subclasses) and .parameters() are
+# disabled: derive the count from the equations. The check itself counts nn.MultiheadAttention's.
+from course_lib.grading.checks import as_int, assert_equal, grade, quiet
 
+PUBLIC = [(12, 64), (2, 3)]  # (num_heads, head_size)
 ### BEGIN HIDDEN TESTS
 SIZES = [(12, 64), (1, 1), (3, 5), (4, 16), (2, 7)]  # (num_heads, head_size)
 ### END HIDDEN TESTS
 
 
+def _expected(H, D):
+    """nn.MultiheadAttention(E, H) has the same four projections with biases (in_proj holds W_Q, W_K, W_V)."""
+    import torch
+
+    return sum(p.numel() for p in torch.nn.MultiheadAttention(H * D, H).parameters())
+
+
 def run():
     with quiet():
-        out = {"n": attention_parameters(12, 64)}
+        out = {"public": [attention_parameters(H, D) for H, D in PUBLIC]}
     ### BEGIN HIDDEN TESTS
     with quiet():
         out["sizes"] = [attention_parameters(H, D) for H, D in SIZES]
@@ -1253,23 +1416,20 @@ def run():
 
 
 def check(out):
-    as_int(out["n"], name="attention_parameters(12, 64)")  # a whole number
+    for (H, D), got in zip(PUBLIC, out["public"]):
+        assert_equal(as_int(got, name=f"attention_parameters({H}, {D})"), _expected(H, D),
+                     name=f"attention_parameters({H}, {D}) vs the parameters of nn.MultiheadAttention({H * D}, {H})")
     ### BEGIN HIDDEN TESTS
-    import torch
-
-    from course_lib.grading.checks import assert_equal
-
     for i, (H, D) in enumerate(SIZES):
-        # nn.MultiheadAttention(E, H) has the same four projections with biases (in_proj holds W_Q, W_K, W_V).
-        expected = sum(p.numel() for p in torch.nn.MultiheadAttention(H * D, H).parameters())
         got = as_int(out["sizes"][i], name=f"attention_parameters({H}, {D})")
-        assert_equal(got, expected, name=f"attention_parameters({H}, {D})")
+        assert_equal(got, _expected(H, D), name=f"attention_parameters({H}, {D})")
     ### END HIDDEN TESTS
 
 
 grade("test_attention_parameters", run, check,
-      forbid=["torch.nn.MultiheadAttention", "torch.nn.functional.scaled_dot_product_attention",
-              "torch.nn.functional.multi_head_attention_forward", "course_solutions.layers"])
+      forbid=["torch.nn.Module", "torch.nn.Module.parameters", "torch.nn.MultiheadAttention",
+              "torch.nn.functional.scaled_dot_product_attention", "torch.nn.functional.multi_head_attention_forward",
+              "course_solutions.layers"])
 
 # %% [markdown]
 # ### The GPT forward pass [5 pts]
@@ -1402,8 +1562,8 @@ class MiniGPT1(nn.Module):
         Args:
             inputs: (B, T) long tensor of token ids, T <= sequence_length.
         Returns:
-            (B, T, E) float tensor: self.embedding(inputs, positions), where positions is the
-            (B, T) long tensor of positions 0, 1, ..., T-1 of every sequence.
+            (B, T, E) float tensor: the embedding of each token at its position (0, 1, ..., T-1
+            in every sequence), with self.embedding.
         """
         ### BEGIN SOLUTION
         B, T = inputs.shape
@@ -1419,12 +1579,6 @@ class MiniGPT1(nn.Module):
         Returns:
             log_probas: (B, T, V), log_probas[b, t, i] = log p(w_{t+1} = i | w_1 .. w_t):
             log-probabilities, not logits.
-
-        Steps and shapes:
-            get_embeddings                          (B, T, E)
-            each layer of self.layers, in order     (B, T, E)
-            self.classifier                         (B, T, V) logits
-            log-softmax over the vocabulary         (B, T, V)
         """
         ### BEGIN SOLUTION
         hidden_states = self.get_embeddings(inputs)  # (B, T, E)
@@ -1442,8 +1596,8 @@ class MiniGPT1(nn.Module):
             targets: (B, T) long tensor, the next tokens (0 at padded positions).
             mask: (B, T) float tensor, 1.0 where targets is a real token, 0.0 at padding.
         Returns:
-            A 0-dim tensor: the mean over the batch of each sequence's mean negative
-            log-likelihood over its real tokens.
+            A 0-dim tensor: the loss of Problem 1, question 2 (the mean over the sequences of the
+            batch of each sequence's loss over its real tokens).
         """
         ### BEGIN SOLUTION
         nll = -log_probas.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
@@ -1456,58 +1610,61 @@ class MiniGPT1(nn.Module):
 # Question 6: get_embeddings (a model without layers: only the embeddings are used).
 import torch
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet
 
 CASES = [(2, 5), (3, 6), (1, 1)]  # (B, T); V = 11, E = 8, sequence_length = 6
+
+
+def _embedding_weights(V, E, S, seed):
+    """Token (V, E; the <pad> row zero) and position (S, E) embedding weights chosen by the test."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(V, E, generator=g)
+    tokens[0] = 0.0
+    return {"tokens.weight": tokens, "position.weight": torch.randn(S, E, generator=g)}
+
+
+def _inputs(B, T, V, seed):
+    return torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def _expected(w, inputs):
+    """The token embedding of each token plus the embedding of its position (0, 1, ..., T-1)."""
+    T = inputs.shape[1]
+    return w["tokens.weight"][inputs] + w["position.weight"][:T].unsqueeze(0)
 ### BEGIN HIDDEN TESTS
 
 HIDDEN = [(2, 5), (3, 7), (1, 1)]  # (B, T); V = 13, E = 6, sequence_length = 7
-
-
-def _embedding_weights(seed):
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randn(13, 6, generator=g)
-    tokens[0] = 0.0
-    return {"tokens.weight": tokens, "position.weight": torch.randn(7, 6, generator=g)}
-
-
-def _hidden_inputs(i):
-    B, T = HIDDEN[i]
-    return torch.randint(0, 13, (B, T), generator=torch.Generator().manual_seed(60 + i))
 ### END HIDDEN TESTS
 
 
 def run():
-    g = torch.Generator().manual_seed(0)
     out = {"embeddings": []}
-    for B, T in CASES:
-        inputs = torch.randint(0, 11, (B, T), generator=g)
+    for i, (B, T) in enumerate(CASES):
         with quiet():
             model = MiniGPT1(vocabulary_size=11, embedding_size=8, sequence_length=6, num_heads=2, num_layers=0)
-            out["embeddings"].append(model.get_embeddings(inputs))
+            model.embedding.load_state_dict(_embedding_weights(11, 8, 6, 100 + i))
+            out["embeddings"].append(model.get_embeddings(_inputs(B, T, 11, 110 + i)))
     ### BEGIN HIDDEN TESTS
     out["hidden"] = []
     for i, (B, T) in enumerate(HIDDEN):
         with quiet():
             model = MiniGPT1(vocabulary_size=13, embedding_size=6, sequence_length=7, num_heads=3, num_layers=0)
-            model.embedding.load_state_dict(_embedding_weights(70 + i))
-            out["hidden"].append(model.get_embeddings(_hidden_inputs(i)))
+            model.embedding.load_state_dict(_embedding_weights(13, 6, 7, 70 + i))
+            out["hidden"].append(model.get_embeddings(_inputs(B, T, 13, 60 + i)))
     ### END HIDDEN TESTS
     return out
 
 
 def check(out):
     for i, (B, T) in enumerate(CASES):
-        assert_shape(out["embeddings"][i], (B, T, 8), name=f"get_embeddings for inputs of shape {(B, T)}", dims="B, T, E")
+        name = f"get_embeddings for inputs of shape {(B, T)}"
+        assert_shape(out["embeddings"][i], (B, T, 8), name=name, dims="B, T, E")
+        assert_close(out["embeddings"][i], _expected(_embedding_weights(11, 8, 6, 100 + i), _inputs(B, T, 11, 110 + i)),
+                     atol=1e-6, name=f"{name}, with the test's token and position embeddings")
     ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close
-
     for i, (B, T) in enumerate(HIDDEN):
-        w = _embedding_weights(70 + i)
-        inputs = _hidden_inputs(i)
-        expected = w["tokens.weight"][inputs] + w["position.weight"][:T].unsqueeze(0)  # positions 0 .. T-1
-        assert_close(out["hidden"][i], expected, name=f"get_embeddings (token + position embeddings), inputs of "
-                     f"shape {(B, T)}", atol=1e-6)
+        assert_close(out["hidden"][i], _expected(_embedding_weights(13, 6, 7, 70 + i), _inputs(B, T, 13, 60 + i)),
+                     name=f"get_embeddings (token + position embeddings), inputs of shape {(B, T)}", atol=1e-6)
     ### END HIDDEN TESTS
 
 
@@ -1523,7 +1680,7 @@ grade("test_MiniGPT1_get_embeddings", run, check, forbid=["course_solutions.laye
 import torch
 from torch import nn
 
-from course_lib.grading.checks import assert_shape, grade, quiet
+from course_lib.grading.checks import assert_close, assert_shape, grade, quiet, to_tensor
 
 V, E, S = 11, 8, 6  # vocabulary size, embedding size, sequence_length
 
@@ -1548,8 +1705,8 @@ def _model_with_stand_ins(seed):
     return model
 
 
-CASES = [(2, 5, 0), (3, 6, 1)]  # (B, T, seed)
-### BEGIN HIDDEN TESTS
+def _inputs(B, T, seed):
+    return torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(80 + seed))
 
 
 def _expected(seed, inputs):
@@ -1564,32 +1721,45 @@ def _expected(seed, inputs):
     return out
 
 
-def _inputs(B, T, seed):
-    return torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(80 + seed))
+def _check_log_probas(got, B, T, seed, name):
+    assert_shape(got, (B, T, V), name=name, dims="B, T, V")
+    got = to_tensor(got, name=name)
+    # log-probabilities, not logits: at every position, exp(log_probas) sums to 1 over the vocabulary
+    assert_close(got.exp().sum(dim=-1), torch.ones(B, T, dtype=torch.float64), atol=1e-4,
+                 name=f"exp(log_probas).sum(dim=-1), {name}: log-probabilities sum to 1 once exponentiated")
+    with_stand_in, with_real_embeddings = _expected(seed, _inputs(B, T, seed))
+    if torch.allclose(got, with_real_embeddings, atol=1e-5):
+        return  # your forward computed the embeddings itself, correctly
+    assert_close(got, with_stand_in, atol=1e-5, name=f"{name}: the stand-in embeddings through the stand-in "
+                 "layers (a linear layer, then tanh, in order), the tied classifier and a log-softmax")
+
+
+CASES = [(2, 5, 0), (3, 6, 1)]  # (B, T, seed)
+### BEGIN HIDDEN TESTS
+HIDDEN = [(4, 3, 2), (1, 6, 3)]  # (B, T, seed)
 ### END HIDDEN TESTS
 
 
 def run():
     out = {"log_probas": []}
     for B, T, seed in CASES:
-        inputs = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(80 + seed))
         with quiet():
-            out["log_probas"].append(_model_with_stand_ins(seed)(inputs))
+            out["log_probas"].append(_model_with_stand_ins(seed)(_inputs(B, T, seed)))
+    ### BEGIN HIDDEN TESTS
+    out["hidden"] = []
+    for B, T, seed in HIDDEN:
+        with quiet():
+            out["hidden"].append(_model_with_stand_ins(seed)(_inputs(B, T, seed)))
+    ### END HIDDEN TESTS
     return out
 
 
 def check(out):
     for i, (B, T, seed) in enumerate(CASES):
-        assert_shape(out["log_probas"][i], (B, T, V), name=f"MiniGPT1 log_probas for inputs of shape {(B, T)}", dims="B, T, V")
+        _check_log_probas(out["log_probas"][i], B, T, seed, name=f"MiniGPT1 log_probas for inputs of shape {(B, T)}")
     ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close, to_tensor
-
-    for i, (B, T, seed) in enumerate(CASES):
-        with_stand_in, with_real_embeddings = _expected(seed, _inputs(B, T, seed))
-        got = to_tensor(out["log_probas"][i])
-        if torch.allclose(got, with_real_embeddings, atol=1e-5):
-            continue  # your forward computed the embeddings itself, correctly
-        assert_close(got, with_stand_in, name="MiniGPT1 log-probabilities (stand-in embeddings and layers)", atol=1e-5)
+    for i, (B, T, seed) in enumerate(HIDDEN):
+        _check_log_probas(out["hidden"][i], B, T, seed, name=f"MiniGPT1 log_probas (stand-ins), inputs of shape {(B, T)}")
     ### END HIDDEN TESTS
 
 
@@ -1599,7 +1769,7 @@ grade("test_MiniGPT1_forward", run, check, forbid=["course_solutions.layers"])
 # Question 8: the loss.
 import torch
 
-from course_lib.grading.checks import as_float, assert_true, grade, quiet
+from course_lib.grading.checks import as_float, assert_close, assert_true, grade, quiet
 
 LENGTHS = [4, 1, 5]  # real tokens of each sequence; T = 5, V = 7
 
@@ -1632,18 +1802,25 @@ def run():
     return out
 
 
-def check(out):
-    loss = as_float(out["loss"], name="MiniGPT1.loss(log_probas, targets, mask)")  # a single number
-    assert_true(loss == loss and loss > 0, f"a negative log-likelihood is a positive number, got {loss}")
-    ### BEGIN HIDDEN TESTS
-    from course_lib.grading.checks import assert_close
-
-    log_probas, targets, mask = _batch(2)
+def _expected_loss(seed):
+    """The loss written out with loops: each sequence's mean NLL over its real tokens, then the mean over sequences."""
+    log_probas, targets, _ = _batch(seed)
     per_sequence = []
     for b, n in enumerate(LENGTHS):
         per_sequence.append(-sum(float(log_probas[b, t, targets[b, t]]) for t in range(n)) / n)
+    return sum(per_sequence) / len(per_sequence)
+
+
+def check(out):
+    loss = as_float(out["loss"], name="MiniGPT1.loss(log_probas, targets, mask)")  # a single number
+    assert_true(loss == loss and loss > 0, f"a negative log-likelihood is a positive number, got {loss}")
+    # sequences of 4, 1, 5 real tokens: each sequence counts as much as the others, whatever its length
+    assert_close(loss, _expected_loss(0), rtol=1e-5, name="MiniGPT1.loss on the test's batch (the mean over its "
+                 "3 sequences of each one's mean NLL over its real tokens)")
+    ### BEGIN HIDDEN TESTS
+    log_probas, targets, mask = _batch(2)
     got = out["hidden"]
-    assert_close(as_float(got["loss"], name="MiniGPT1.loss"), sum(per_sequence) / len(per_sequence),
+    assert_close(as_float(got["loss"], name="MiniGPT1.loss"), _expected_loss(2),
                  name="MiniGPT1.loss (mean over the batch of each sequence's mean NLL over its real tokens)", rtol=1e-5)
     assert_true(got["connected"] is True, "MiniGPT1.loss should return a tensor connected to log_probas (so that .backward() works)")
     grad = torch.zeros(len(LENGTHS), 5, 7, dtype=torch.float64)
@@ -1687,34 +1864,78 @@ del gpt_model, tiny_gpt
 #
 # $$\exp\left(\frac{1}{TM}\sum_{t=1}^{T}\sum_{j=1}^{M}-\log p(\boldsymbol{w}_{t}^{(j)} \mid \boldsymbol{w}_{1}^{(j)}, \ldots, \boldsymbol{w}_{t-1}^{(j)}; \boldsymbol{\theta})\right),$$
 #
-# where $t$ indexes the positions within a sequence and $j$ the sequences. This problem is about
+# where $t$ indexes the positions within a sequence and $j$ the sequences. A perplexity of $k$
+# means the model is, on average, as unsure as if it chose uniformly among $k$ words; a model that
+# predicts every word uniformly has perplexity $V$, and one that only learned how frequent each
+# word is (the unigram distribution) sits near a thousand on WikiText-2. This problem is about
 # model exploration, which is done with the **validation** set (the test set is not used).
 #
+# ### What the 12 experiments compare
+#
 # The runner `course_lib.runners.gpt_attention` plays the role of the handout's `run_exp.py`: the
-# 12 configurations at its top, numbered as there, each trained for 10 epochs with batches of 16
-# sequences and a learning rate of 1e-3 (Adam; AdamW, SGD and SGD with momentum 0.9 with weight
-# decay 5e-4). For each run it logs, per epoch, the train and validation perplexity, the
-# wall-clock time, the peak memory and the throughput (tokens per second), and it resumes an
-# interrupted run from its last finished epoch. Below it trains **your** `LSTM` and `MiniGPT1`.
-# Note: for each experiment, report the **lowest validation perplexity across epochs** (not
-# necessarily the last epoch's).
+# 12 configurations at its top, numbered as there, all with the same learning rate (1e-3), batch
+# size and number of epochs. Each group changes **one thing** and holds the rest fixed, so each
+# answers one question:
 #
-# **Where to run it.** The full runs need a GPU: each one is 10 epochs over the 2 million words
-# of the training set. On a 2-core CPU the runner trains about 330 (LSTM) and 270 (GPT) tokens
-# per second: 18 to 21 hours per run. The runner uses bf16 mixed precision on a GPU. With `COURSE_FAST=1` (set
-# it before starting Jupyter) every configuration keeps its architecture, optimizer and settings
-# but runs 3 epochs on 32 short sequences (24 optimizer steps), at embedding size 64, in seconds on
-# a CPU: a check that everything works (Adam already pulls away from SGD), not results. Full runs keep their logs in the user cache (or in
-# `$COURSE_RUNS_DIR/gpt_attention`; on Colab, point `COURSE_RUNS_DIR` at your Google Drive so
-# that the logs survive a disconnection), so running a cell again continues where it stopped
-# and reads finished runs back. From the command line, the same runner with the reference
-# models of `course_solutions.layers`:
+# | Experiments | What changes | What it is meant to show |
+# |---|---|---|
+# | 1 vs 5, 2 vs 6 | the architecture: LSTM or GPT (1 layer, same optimizer) | recurrence (a fixed-size state, read one step at a time) against attention (every earlier position at once, in parallel over time): which learns more from the same data, which is cheaper per epoch, which overfits sooner |
+# | 1-4 (LSTM), 5-8 (GPT) | the optimizer: Adam, AdamW, SGD, SGD with momentum 0.9 | how much the optimizer alone decides where a model gets in a fixed budget: adaptive per-parameter step sizes (Adam) against one global step (SGD), what momentum adds, and what weight decay (5e-4; decoupled in AdamW, an L2 penalty with SGD) does to the gap between train and validation |
+# | 2, 9, 10 (LSTM), 6, 11, 12 (GPT) | the depth: 1, 2 or 4 layers (AdamW) | what more capacity buys and costs: time and memory per epoch grow with depth; does the validation perplexity improve, or does the extra capacity go to overfitting, or to a model that is harder to optimize? |
 #
-# ```
-# python -m course_lib.runners.gpt_attention --list         # the 12 configurations and their status
-# python -m course_lib.runners.gpt_attention --config 1 5   # experiments 1 and 5
-# python -m course_lib.runners.gpt_attention --all          # all 12, skipping finished ones
-# ```
+# **Reading the curves.** Each run gives a train and a validation perplexity per epoch; plot
+# perplexity on a **log scale** (SGD starts in the thousands, Adam ends far lower).
+#
+# - *Against epochs*, the curves compare what each model makes of the **same data**: how fast
+#   each one falls, where it levels off, and when the validation curve reaches its **minimum**
+#   (the best epoch: report the lowest validation perplexity across epochs, not the last one).
+#   A train curve that keeps falling while the validation curve turns back up is
+#   **overfitting**; the widening gap between the two measures it. The train perplexity is
+#   averaged *during* the epoch, while the model is still changing, and the validation
+#   perplexity is measured *after* it, so early on the train curve can lie above the validation
+#   curve.
+# - *Against wall-clock time*, the same curves compare the **cost** of getting there: a model that
+#   is better per epoch but twice as slow per epoch can lose per hour. Deeper models' curves are
+#   stretched to the right. Wall-clock time depends on the hardware: the GPT's attention is
+#   parallel over positions and pays off most on a GPU, while the LSTM must step through time, so
+#   the two architectures do not compare the same way on a CPU and on a GPU. Say which device your
+#   runs used.
+#
+# **Reading the table.** For each run: the best validation perplexity and its epoch, the train
+# perplexity (how far apart they are tells you about overfitting), the seconds per epoch and the
+# throughput in tokens per second (the cost), and the peak memory. The memory is the sum of the
+# parameters, their gradients and the optimizer's state (Adam and AdamW keep two extra numbers per
+# parameter, momentum one, plain SGD none), plus the activations kept for the backward pass: these
+# grow with the number of layers, and in the GPT include the attention weights of every head,
+# `B x H x T x T`, quadratic in the sequence length. The output layer, `(B, T, V)` numbers, is the
+# same for every configuration. Compare memory across runs made at the same scale on the same
+# device.
+#
+# ### Three scales
+#
+# The same runner and the same 12 configurations run at three scales; it reads the scale from
+# `course_lib.device.scale()`. Set `COURSE_SCALE` (or `COURSE_FAST`) before starting Jupyter.
+#
+# - **`fast`** (`COURSE_FAST=1`): seconds per configuration, on tiny models and a few sequences.
+#   It checks that your code trains end to end; its numbers mean nothing. The autograder uses it.
+# - **`laptop`** (`COURSE_SCALE=laptop`, the default without a GPU): all 12 configurations at
+#   reduced size (narrower models, shorter sequences, a slice of the training data with a smaller
+#   vocabulary, fewer epochs), about TODO(minutes) minutes for the 12 on a 2-core CPU, well within
+#   an hour. It is built to show the handout's qualitative conclusions (the order of the
+#   optimizers, the GPT overfitting sooner than the LSTM, what depth does), not its perplexities.
+# - **`full`** (`COURSE_SCALE=full`, the default on a GPU): the handout's settings (10 epochs over
+#   the 2 million words of the training set, sequences of 256 tokens, width 768), about
+#   TODO(minutes) minutes per configuration on a GPU. On a 2-core CPU one full run takes 18 to
+#   21 hours: do not try.
+#
+# Answer the questions with the largest scale you could run, and say which one in your captions.
+# The perplexities of the two larger scales are not comparable with each other (different
+# vocabularies and data), nor with the handout's (see the note at the top).
+#
+# **Logs.** Every run logs each epoch (in the user cache, or in `$COURSE_RUNS_DIR/gpt_attention`;
+# on Colab, point `COURSE_RUNS_DIR` at your Google Drive), so running a cell again resumes an
+# interrupted run and reads finished ones back. `python -m course_lib.runners.gpt_attention --help`
+# lists the command-line options.
 
 # %% tags=["experiment"]
 import tempfile
@@ -1722,12 +1943,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from course_lib.data import DataError
 from course_lib.runners import gpt_attention as ga
 
-# Your LSTM and MiniGPT1 (the command line uses the reference classes of course_solutions.layers).
+# Your LSTM and MiniGPT1 (the command line uses the course's reference models).
 make_model = ga.model_factory_from(lstm=LSTM, gpt=MiniGPT1)
-# Fast mode trains afresh in a temporary folder; full runs keep (and resume) their logs.
+# Fast mode trains afresh in a temporary folder; the other scales keep (and resume) their logs.
 LOG_DIR = Path(tempfile.mkdtemp(prefix="gpt_attention-fast-")) if fast_mode() else ga.default_log_dir()
 
 
@@ -1755,9 +1975,10 @@ ga.experiments(LOG_DIR)  # the 12 configurations of run_exp.py, and how far each
 # %% [markdown]
 # ### Q1: Learning curves [4 pts]
 #
-# The next cell runs the 12 experiments (one after the other; finished ones are read back from
-# their logs, an interrupted one resumes) and plots the learning curves: train and validation perplexity against epochs and
-# against wall-clock time, on a log scale (SGD's perplexities start in the thousands).
+# The next cell runs the 12 experiments one after the other (finished ones are read back from
+# their logs) and plots train and validation perplexity against epochs and against wall-clock
+# time. Look first at the groups of the table above: the optimizers within each architecture,
+# then the two architectures, then the depths.
 
 # %% tags=["experiment"]
 results = train(list(ga.CONFIGS))  # all 12; e.g. train([1, 5]) for some of them
@@ -1770,24 +1991,6 @@ ga.plot_results(results, x="both", title="Your runs" + (" (fast mode: a check, n
 pd.concat({result.label: result.history.set_index("epoch")[["train_ppl", "valid_ppl"]] for result in results.values()},
           axis=1).round(2)
 
-# %% [markdown]
-# **Recorded reference runs.** Below are full-size runs of the reference implementation
-# (`course_solutions.layers`) recorded when the course was built, so that you can see what full runs
-# look like even if you can only run fast mode. They are *not* your runs: answer the questions
-# with your own full-size results.
-
-# %% tags=["experiment"]
-try:
-    recorded = ga.load_recorded()
-except DataError as err:
-    recorded = None
-    print(f"No recorded reference runs are available yet ({err})")
-if recorded:
-    devices = sorted({r.device_description for r in recorded.values() if r.device_description})
-    print(f"RECORDED reference runs (not your runs), on {', '.join(devices) or 'an unknown device'}")
-    ga.plot_results(recorded, x="both", title="Recorded reference runs (not your runs)")
-    display(ga.results_table(recorded))
-
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q1", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q1** [4 pts] For each of the 12 experiments, plot the learning curves (train and validation)
 # of perplexity over both **epochs** and **wall-clock time**. Figures should have labeled axes,
@@ -1796,15 +1999,16 @@ if recorded:
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_3_q1", "locked": false, "points": 4, "schema_version": 3, "solution": true, "task": false}
 # *Rubric (answers depend on the runs).* 2 pts: the four kinds of curves (train and validation
-# perplexity, each against epochs and against wall-clock time) for all 12 full-size runs, not
-# fast mode; 1 pt: labeled axes with units, a legend that identifies each experiment by its
-# number in `run_exp.py`, a log-scale perplexity axis (or separate panels) so that the SGD runs
-# do not flatten the others; 1 pt: an explanatory caption (what is plotted, that train
-# perplexity is measured during the epoch and validation after it, what the markers mean).
-# Expected picture: Adam and AdamW drop within an epoch or two to the low hundreds, SGD and SGD
-# with momentum stay in the thousands after 10 epochs; GPT's validation curve reaches its minimum
-# after a few epochs and rises again while its train curve keeps falling; against wall-clock time
-# the deeper models' curves are stretched to the right.
+# perplexity, each against epochs and against wall-clock time) for all 12 runs at the laptop or
+# full scale, not fast mode; 1 pt: labeled axes with units, a legend that identifies each
+# experiment by its number in `run_exp.py`, a log-scale perplexity axis (or separate panels) so
+# that the SGD runs do not flatten the others; 1 pt: an explanatory caption (what is plotted, that train
+# perplexity is measured during the epoch and validation after it, what the markers mean, which
+# scale and device). Expected picture (the shapes and the order, not the numbers, which depend on
+# the scale): Adam and AdamW drop fastest and lowest, SGD and SGD with momentum stay far higher
+# (at the full scale: low hundreds against thousands after 10 epochs); GPT's validation curve
+# reaches its minimum after a few epochs and rises again while its train curve keeps falling;
+# against wall-clock time the deeper models' curves are stretched to the right.
 
 # %% [markdown]
 # ### Q2: Results table [3 pts]
@@ -1815,7 +2019,7 @@ if recorded:
 
 # %% tags=["experiment"]
 ga.results_table(results, caption=None if not fast_mode() else
-                 "FAST MODE (3 epochs on 32 short sequences, embedding size 64): a check, not results. "
+                 "FAST MODE (tiny models, a few short sequences): a check, not results. "
                  "ppl = exp(mean NLL per real token); best valid ppl: the lowest validation ppl across epochs; "
                  "s/epoch: seconds per epoch; memory: peak memory (MiB); tokens/s: training throughput. "
                  "Bold: the best validation ppl of each architecture.")
@@ -1831,11 +2035,12 @@ ga.results_table(results, caption=None if not fast_mode() else
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_3_q2", "locked": false, "points": 3, "schema_version": 3, "solution": true, "task": false}
 # *Rubric (answers depend on the runs).* 1 pt: all 12 experiments with their numbers,
 # architecture, layers and optimizer, and at least the best (lowest across epochs, with its
-# epoch) validation perplexity and a train perplexity, from full-size runs; 1 pt: the order
-# (architecture, then layers, then optimizer) and the best validation perplexity of each
-# architecture in bold; 1 pt: a caption that explains the columns and abbreviations (ppl, what
-# "best" means, units of time and memory). Typically the best LSTM is experiment 2 or 9
-# (AdamW, 1 or 2 layers) and the best GPT experiment 5 or 6 (Adam/AdamW, 1 layer).
+# epoch) validation perplexity and a train perplexity, from laptop- or full-scale runs (not fast
+# mode); 1 pt: the order (architecture, then layers, then optimizer) and the best validation
+# perplexity of each architecture in bold; 1 pt: a caption that explains the columns and abbreviations (ppl, what
+# "best" means, units of time and memory, the scale). At the full scale the best LSTM is
+# typically experiment 2 or 9 (AdamW, 1 or 2 layers) and the best GPT experiment 5 or 6
+# (Adam/AdamW, 1 layer); accept whatever the student's own table shows.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q3", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q3** [3 pts] Which hyperparameters + optimizer would you use if you were most concerned with
@@ -1932,17 +2137,20 @@ ga.results_table(results, caption=None if not fast_mode() else
 #
 # (The runner records the peak memory of each epoch in its logs: on a GPU,
 # `torch.cuda.max_memory_allocated`, the memory held by tensors, and also the allocator's
-# reserved memory, closer to what `nvidia-smi` shows; the table's memory column is the
-# steady-state value, the largest peak over the epochs after the first.)
+# reserved memory, closer to what `nvidia-smi` shows; on a CPU, the process's resident memory,
+# which also holds the data and Python itself, so compare differences between runs rather than
+# totals. The table's memory column is the steady-state value, the largest peak over the epochs
+# after the first.)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_3_q7", "locked": false, "points": 3, "schema_version": 3, "solution": true, "task": false}
 # *Model answer (numbers depend on the runs).* The memory does not depend on the optimizer
 # except for its state: Adam and AdamW keep two extra tensors per parameter (the moments),
 # momentum one, plain SGD none, so for the same model SGD uses the least memory (about
-# 2 x 4 bytes per parameter, some 230 to 260 MB for the 29 to 33 million parameters of the
-# 1-layer models, most of them in the embedding matrix). A large, fixed part comes from the **output layer**: the logits and log-probabilities
-# of shape `(B, T, V)` = 16 x 256 x 33,279 values (about 545 MB each in fp32) and their
-# gradients, the same for both architectures and all depths. On top of that, the activations
+# 2 x 4 bytes per parameter; at the full scale, some 230 to 260 MB for the 29 to 33 million
+# parameters of the 1-layer models, most of them in the embedding matrix). A large, fixed part
+# comes from the **output layer**: the logits and log-probabilities of shape `(B, T, V)` (at the
+# full scale 16 x 256 x 33,279 values, about 545 MB each in fp32) and their gradients, the same
+# for both architectures and all depths. On top of that, the activations
 # kept for the backward pass grow **linearly with the number of layers**: for the LSTM, each
 # layer stores its gates and states for every time step (`B x T x 4 hidden_size`), so
 # experiments 9 and 10 use a little more than 1-4; for the GPT, each block stores its
@@ -1951,7 +2159,8 @@ ga.results_table(results, caption=None if not fast_mode() else
 # layers and experiments 11 and 12 grow fastest. The GPT's parameters per layer (7.1 M vs 2.1 to
 # 2.6 M for an LSTM layer) add weights, gradients and optimizer state as well.
 #
-# *Rubric:* 1 pt memory numbers per experiment (measured, steady state); 1 pt growth with depth
+# *Rubric:* 1 pt memory numbers per experiment (measured, steady state, on the student's own
+# device and scale); 1 pt growth with depth
 # explained by stored activations (attention `T x T` maps for the GPT); 1 pt another correct
 # factor (output layer over the vocabulary, optimizer state, parameter counts).
 
