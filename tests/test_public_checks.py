@@ -54,6 +54,9 @@ def test_public_checks_catch_most_wrong_examples(name, tmp_path, monkeypatch):
 KILLS_KERNEL = ('[[submission]]\nstudent_id = "wrong_exits"\nkind = "mutant"\ndescription = "kills the kernel"\n'
                 'loses = ["test_add", "test_add_negative"]\n'
                 '[[submission.edits]]\ncell = "add"\nold = "return a + b"\nnew = "import os; os._exit(1)"\n'
+                '[[submission]]\nstudent_id = "wrong_syntax"\nkind = "mutant"\ndescription = "does not compile"\n'
+                'loses = ["test_add", "test_add_negative"]\n'
+                '[[submission.edits]]\ncell = "add"\nold = "return a + b"\nnew = "return a +"\n'
                 '[[submission]]\nstudent_id = "cheat_ignored"\nkind = "mutant"\ndescription = "not a wrong_ example"\n'
                 'loses = ["test_add", "test_add_negative"]\n'
                 '[[submission.edits]]\ncell = "add"\nold = "return a + b"\nnew = "return 0"\n')
@@ -62,7 +65,8 @@ KILLS_KERNEL = ('[[submission]]\nstudent_id = "wrong_exits"\nkind = "mutant"\nde
 @pytest.mark.slow
 def test_only_public_checks_count_and_a_dead_kernel_is_caught(toy_course, tmp_path, capsys, monkeypatch):
     """toy: wrong_sign fails both public tests; wrong_float fails only a hidden test (missed); an example
-    that kills the kernel is caught and the ones after it are still measured; cheat_* is not counted."""
+    that kills the kernel is caught and the ones after it are still measured; one whose answer cell does
+    not compile is caught (the reference's `add` is not left behind); cheat_* is not counted."""
     pytest.importorskip("nbgrader")
     from course_lib.grading import cli
 
@@ -71,18 +75,20 @@ def test_only_public_checks_count_and_a_dead_kernel_is_caught(toy_course, tmp_pa
     path.write_text(KILLS_KERNEL + path.read_text())  # measured first: a new kernel measures the others
     result = measure("toy", root=toy_course, workdir=tmp_path)
     verdicts = {v.student_id: v for v in result.verdicts}
-    assert list(verdicts) == ["wrong_exits", "wrong_sign", "wrong_float"]  # examples.toml's order
+    assert list(verdicts) == ["wrong_exits", "wrong_syntax", "wrong_sign", "wrong_float"]  # examples.toml's order
     assert result.order == list(verdicts)  # same first edited cell: measured in that order too
     assert result.baseline_failures == {}  # the experiment cell (it raises) is skipped, as in course check
     assert sorted(verdicts["wrong_sign"].failed) == ["test_add", "test_add_negative"]
     assert "add(1, 2): expected 3, got -1" in verdicts["wrong_sign"].failed["test_add"]
     assert verdicts["wrong_float"].failed == {}  # add(2.5, 2) is a hidden test: the release does not have it
     assert list(verdicts["wrong_exits"].failed) == ["(kernel)"]
-    assert result.rate == pytest.approx(2 / 3) and [v.student_id for v in result.uncaught] == ["wrong_float"]
+    assert verdicts["wrong_syntax"].failed == {
+        "test_add": "NameError: name 'add' is not defined", "test_add_negative": "NameError: name 'add' is not defined"}
+    assert result.rate == pytest.approx(3 / 4) and [v.student_id for v in result.uncaught] == ["wrong_float"]
 
     monkeypatch.chdir(toy_course)
-    assert cli.main(["--workdir", str(tmp_path / "ws"), "catch-rate", "toy", "--min-rate", "0.7"]) == 1
+    assert cli.main(["--workdir", str(tmp_path / "ws"), "catch-rate", "toy", "--min-rate", "0.8"]) == 1
     out, err = capsys.readouterr()
     assert "  MISSED  wrong_float" in out and "only the hidden tests catch it (test_add)" in out
-    assert out.strip().splitlines()[-1].startswith("toy: public checks catch 2/3 wrong examples (67%)")
-    assert "catch rate below 70%: toy 67%" in err
+    assert out.strip().splitlines()[-1].startswith("toy: public checks catch 3/4 wrong examples (75%)")
+    assert "catch rate below 80%: toy 75%" in err

@@ -9,10 +9,13 @@ Each ``wrong_*`` example submission of ``notebooks/<name>/examples.toml`` is a p
 1. release the assignment (nbgrader, hidden tests stripped) and fill in the reference solution;
 2. run it top to bottom in a fresh kernel in fast mode, cells tagged ``experiment`` skipped, as
    ``course check`` does, and record which public test cells pass (all of them should);
-3. for each wrong example, latest first edit first: re-run, from its first edited cell to the end,
-   every code cell (its edited answer cells with the example's text, all others with the reference
-   text) up to the last test cell, and record which test cells fail. The suffix re-run overwrites whatever the previous
-   example left, since it starts at or before that example's first edited cell.
+3. for each wrong example, latest first edit first: forget the names that its first edited cell and
+   the cells after it define (and no cell before defines), as a fresh run would not have them yet;
+   re-run from that cell to the last test cell every code cell (its edited answer cells with the
+   example's text, all others with the reference text); record which test cells fail. Each re-run
+   starts at or before the previous example's first edited cell, so it overwrites what that left.
+
+Cross-checked against ``course check`` on the built example notebooks (same failing public tests).
 
 ``course catch-rate NAME`` prints the result; ``tests/test_public_checks.py`` asserts the rate.
 """
@@ -114,6 +117,15 @@ class _Kernel:
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         return self.client.setup_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def forget(self, names: set[str]) -> None:
+        """Delete ``names`` from the kernel's globals (quietly, outside the history)."""
+        if names:
+            from nbformat.v4 import new_code_cell
+
+            code = f"for _catch_rate_name in {sorted(names)!r}:\n    globals().pop(_catch_rate_name, None)\n" \
+                   "del _catch_rate_name"
+            self.client.execute_cell(new_code_cell(code), 0, store_history=False)
+
     def run(self, i: int, source: str) -> str | None:
         """Run cell ``i`` with ``source``; None when it ran without error, else why it failed."""
         from nbclient.exceptions import CellTimeoutError
@@ -136,6 +148,23 @@ class _Kernel:
             return f"Timeout: the cell ran longer than {self.timeout:g} s"
         evalue = student_check._first_line(student_check._strip_ansi(str(err.get("evalue", ""))), 200)
         return f"{ename}: {evalue}" if evalue else ename
+
+
+def _bound(sources) -> set[str]:
+    """The names the top-level statements of ``sources`` bind (defs, classes, assignments, imports)."""
+    import ast
+
+    from .harness import _bound_names
+
+    names: set[str] = set()
+    for src in sources:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            names.update(_bound_names(stmt))
+    return names
 
 
 def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFAULT_TIMEOUT,
@@ -182,6 +211,11 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
                     v = Verdict(ex.student_id, ex.description, list(ex.loses))
                     verdicts[ex.student_id] = v
                     try:
+                        # as in a fresh run: what the suffix defines, and nothing before it does, is not
+                        # there yet (an edited definition that fails must not leave the reference's behind)
+                        kernel.forget(_bound(reference[i] for i in code if i >= first)
+                                      | _bound(changed.values())
+                                      - _bound(reference[i] for i in code if i < first))
                         for i in (i for i in code if i >= first):
                             why = kernel.run(i, changed.get(i, reference[i]))
                             if i in tests and why and _gid(nb.cells[i]) not in baseline:
