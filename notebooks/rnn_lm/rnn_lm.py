@@ -1732,14 +1732,6 @@ class ContextStub(nn.Module):
         return logits.masked_fill(special, float("-inf"))
 
 
-def context_continuation(vocab, prefix, n):
-    """The n characters ContextStub predicts after <bos> and ``prefix`` (the rule above, by hand)."""
-    ids = [vocab.bos_id, *vocab.encode(prefix)]
-    for _ in range(n):
-        ids.append(3 + sum(ids) % 3)
-    return vocab.decode(ids[-n:]) if n else ""
-
-
 def bigram_table(vocab, next_char, margin):
     """Logits where the token after ``a`` is ``next_char[a]`` (by ``margin`` logits over the other
     characters; ``"<eos>"`` allowed); <pad>, <bos> and <eos> are never drawn otherwise."""
@@ -1773,6 +1765,15 @@ from course_lib.grading.checks import assert_equal, assert_true, grade, quiet
 from course_lib.text import CharVocab
 
 
+def _context_continuation(prefix, n):
+    """The n characters ContextStub predicts after <bos> and ``prefix`` (its rule, by hand)."""
+    vocab = CharVocab("abc")
+    ids = [vocab.bos_id, *vocab.encode(prefix)]
+    for _ in range(n):
+        ids.append(3 + sum(ids) % 3)
+    return vocab.decode(ids[-n:]) if n else ""
+
+
 def run():
     vocab = CharVocab("abc")
     model = BigramStub(bigram_table(vocab, {"<bos>": "a", "a": "b", "b": "c", "c": "a"}, margin=1.0))
@@ -1803,13 +1804,13 @@ def check(out):
     assert_true(isinstance(short, str), f"generate should return a str, got {type(short).__name__}")
     assert_equal(len(short), 12, name="len(generated) with prefix='' and max_len=12")
     assert_true(text == again, f"the same seeded generator should give the same text, got {text!r} and {again!r}")
-    expected = "ab" + context_continuation(CharVocab("abc"), "ab", 8)
+    expected = "ab" + _context_continuation("ab", 8)
     assert_true(out["context"] == expected,
                 f"with ContextStub (its next character depends on <bos> and every character so far), generate(prefix='ab', "
                 f"max_len=8) should give {expected!r}, got {out['context']!r}")
     ### BEGIN HIDDEN TESTS
     for prefix, got in out["context2"].items():
-        expected = prefix + context_continuation(CharVocab("abc"), prefix, 10)
+        expected = prefix + _context_continuation(prefix, 10)
         assert_true(got == expected, f"with ContextStub, generate(prefix={prefix!r}, max_len=10) should give {expected!r}, got {got!r}")
     ### END HIDDEN TESTS
 
@@ -1901,15 +1902,16 @@ import torch
 
 from course_lib.grading.checks import assert_close, assert_true, grade, quiet
 from course_lib.text import CharVocab
-### BEGIN HIDDEN TESTS
-
-LOGITS = [0.0, 1.5, 3.0]  # of a, b, c, whatever the context
-TEMPERATURES = [2.0, 1e6]
 
 
 def _frequencies(text, chars):
     """The fraction of the characters of ``text`` that are each of ``chars``."""
     return torch.tensor([text.count(c) / max(len(text), 1) for c in chars])
+### BEGIN HIDDEN TESTS
+
+
+LOGITS = [0.0, 1.5, 3.0]  # of a, b, c, whatever the context
+TEMPERATURES = [2.0, 1e6]
 ### END HIDDEN TESTS
 
 
@@ -1942,7 +1944,7 @@ def check(out):
     assert_true(text == "a" + "bca" * 10, f"at temperature 1e-3 generation should be (nearly) greedy: expected 'abcabc...', got {text!r}")
     # Each character has probability 1/3; in 300 draws each frequency is within 0.1 of it (over 3.6
     # standard deviations; the seed fixes the draws).
-    freqs = char_frequencies(out["uniform"], "abc")
+    freqs = _frequencies(out["uniform"], "abc")
     assert_close(freqs, torch.full((3,), 1 / 3), name="frequencies of a, b, c drawn from equal logits (it should sample, not take the argmax)", atol=0.1)
     ### BEGIN HIDDEN TESTS
     for i, temperature in enumerate(TEMPERATURES):
