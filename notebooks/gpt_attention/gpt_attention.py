@@ -1390,7 +1390,7 @@ print(f"attention_parameters(12, 64) = {attention_parameters(12, 64):,}; your mo
 # %% nbgrader={"grade": true, "grade_id": "test_attention_parameters", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # While your function runs, building a module (nn.Module and its subclasses) and .parameters() are
 # disabled: derive the count from the equations. The check itself counts nn.MultiheadAttention's.
-from course_lib.grading.checks import as_int, assert_equal, grade, quiet
+from course_lib.grading.checks import as_int, assert_equal, assert_true, grade, quiet
 
 PUBLIC = [(12, 64), (2, 3)]  # (num_heads, head_size)
 ### BEGIN HIDDEN TESTS
@@ -1417,8 +1417,9 @@ def run():
 
 def check(out):
     for (H, D), got in zip(PUBLIC, out["public"]):
-        assert_equal(as_int(got, name=f"attention_parameters({H}, {D})"), _expected(H, D),
-                     name=f"attention_parameters({H}, {D}) vs the parameters of nn.MultiheadAttention({H * D}, {H})")
+        got, expected = as_int(got, name=f"attention_parameters({H}, {D})"), _expected(H, D)
+        assert_true(got == expected, f"attention_parameters({H}, {D}): expected {expected:,} (the parameters of "
+                    f"nn.MultiheadAttention({H * D}, {H}), the same four projections), got {got:,}")
     ### BEGIN HIDDEN TESTS
     for i, (H, D) in enumerate(SIZES):
         got = as_int(out["sizes"][i], name=f"attention_parameters({H}, {D})")
