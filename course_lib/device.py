@@ -1,10 +1,21 @@
-"""Device selection, seeding and the fast-mode switch shared by every notebook.
+"""Device selection, seeding and the experiment scale shared by every notebook.
 
->>> from course_lib.device import get_device, seed_everything, fast_mode, describe_device
+>>> from course_lib.device import get_device, seed_everything, fast_mode, scale, describe_device
 >>> device = get_device()              # cuda, then mps, then cpu (COURSE_DEVICE=cpu forces the CPU)
 >>> g = seed_everything(0)             # seeds random, numpy, torch (and CUDA); returns a CPU torch.Generator
 >>> print(describe_device(device))     # e.g. "cpu (16 threads), torch 2.13.0"
->>> n_epochs = 1 if fast_mode() else 20
+>>> scale()                             # "fast", "laptop" or "full" (COURSE_SCALE, COURSE_FAST=1, or the hardware)
+>>> n_epochs = 1 if fast_mode() else 20  # fast_mode() is scale() == "fast"
+
+**Scales.** Every assignment's experiments run at one of three scales, with one code path:
+
+- ``fast``: seconds, for CI and autograding (``COURSE_FAST=1`` sets it);
+- ``laptop``: every experiment the written questions need, on a 2-core CPU in at most an hour for
+  the whole assignment (smaller models, shorter sequences, a slice of the data, fewer epochs);
+- ``full``: the handout's settings, meant for a GPU.
+
+``COURSE_SCALE`` chooses one explicitly; otherwise ``COURSE_FAST=1`` means ``fast``, and else the
+scale is ``full`` when CUDA is available and ``laptop`` when it is not.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import warnings
 
 import torch
 
-__all__ = ["get_device", "seed_everything", "fast_mode", "describe_device"]
+__all__ = ["get_device", "seed_everything", "fast_mode", "scale", "SCALES", "describe_device"]
 
 _AUTO = {"", "auto", "any", "best"}
 _TRUE = {"1", "true", "yes"}
@@ -134,9 +145,33 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+#: The experiment scales, smallest first.
+SCALES = ("fast", "laptop", "full")
+
+
+def scale() -> str:
+    """The experiment scale: ``"fast"``, ``"laptop"`` or ``"full"``.
+
+    ``COURSE_SCALE`` wins when set (any case; an unknown value raises :class:`ValueError` naming the
+    allowed ones); else ``COURSE_FAST`` = ``1``/``true``/``yes`` means ``"fast"`` (autograding and CI
+    set it); else ``"full"`` when CUDA is available and ``"laptop"`` otherwise.
+    """
+    requested = os.environ.get("COURSE_SCALE", "").strip().lower()
+    if requested:
+        if requested not in SCALES:
+            raise ValueError(
+                f"COURSE_SCALE={os.environ['COURSE_SCALE']!r} is not a scale; use one of {', '.join(SCALES)} "
+                "(or unset it: COURSE_FAST=1 means fast, else full with CUDA and laptop without)."
+            )
+        return requested
+    if os.environ.get("COURSE_FAST", "").strip().lower() in _TRUE:
+        return "fast"
+    return "full" if torch.cuda.is_available() else "laptop"
+
+
 def fast_mode() -> bool:
-    """True when ``COURSE_FAST`` is ``1``, ``true`` or ``yes`` (any case): shrink data and epochs to run in seconds."""
-    return os.environ.get("COURSE_FAST", "").strip().lower() in _TRUE
+    """True at the ``fast`` scale (:func:`scale`): shrink data and epochs to run in seconds."""
+    return scale() == "fast"
 
 
 def describe_device(device: torch.device | str | None = None) -> str:

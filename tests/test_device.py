@@ -14,7 +14,7 @@ from course_lib import device as dev
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for var in ("COURSE_DEVICE", "COURSE_FAST"):
+    for var in ("COURSE_DEVICE", "COURSE_FAST", "COURSE_SCALE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PYTHONHASHSEED", "0")  # restored afterwards: seed_everything sets it
 
@@ -123,10 +123,49 @@ def test_seed_everything_accepts_numpy_int_rejects_float():
     [(None, False), ("", False), ("0", False), ("no", False), ("false", False),
      ("1", True), ("true", True), ("TRUE", True), ("yes", True), (" Yes ", True)],
 )
-def test_fast_mode(monkeypatch, value, expected):
+def test_fast_mode(monkeypatch, no_accelerator, value, expected):
     if value is not None:
         monkeypatch.setenv("COURSE_FAST", value)
     assert dev.fast_mode() is expected
+    assert dev.scale() == ("fast" if expected else "laptop")
+
+
+def test_scale_follows_the_hardware_without_settings(monkeypatch, no_accelerator):
+    assert dev.scale() == "laptop" and not dev.fast_mode()
+    monkeypatch.setattr(dev, "_mps_available", lambda: True)  # Apple GPUs are not CUDA: still laptop
+    assert dev.scale() == "laptop"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dev.scale() == "full" and not dev.fast_mode()
+
+
+@pytest.mark.parametrize("value,expected", [("fast", "fast"), ("laptop", "laptop"), ("full", "full"),
+                                            (" Laptop ", "laptop"), ("FULL", "full")])
+def test_course_scale_wins_over_course_fast_and_the_hardware(monkeypatch, no_accelerator, value, expected):
+    monkeypatch.setenv("COURSE_SCALE", value)
+    assert dev.scale() == expected
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert dev.scale() == expected and dev.fast_mode() is (expected == "fast")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dev.scale() == expected
+
+
+def test_empty_course_scale_is_unset(monkeypatch, fake_cuda):
+    monkeypatch.setenv("COURSE_SCALE", "  ")
+    assert dev.scale() == "full"
+    monkeypatch.setenv("COURSE_FAST", "yes")
+    assert dev.scale() == "fast"
+
+
+@pytest.mark.parametrize("value", ["huge", "gpu", "1", "fast,laptop"])
+def test_invalid_course_scale_names_the_allowed_values(monkeypatch, value):
+    monkeypatch.setenv("COURSE_SCALE", value)
+    with pytest.raises(ValueError) as info:
+        dev.scale()
+    message = str(info.value)
+    assert repr(value) in message and all(name in message for name in ("fast", "laptop", "full"))
+    with pytest.raises(ValueError):
+        dev.fast_mode()
+    assert dev.SCALES == ("fast", "laptop", "full")
 
 
 def test_describe_device_cpu():
