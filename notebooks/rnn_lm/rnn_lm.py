@@ -934,9 +934,9 @@ grade("test_sequence_perplexity_chain_rule", run, check)
 # ### 3.1 A fixed-window feed-forward language model
 #
 # The feed-forward model (Bengio et al., 2003) predicts the token after position `t` from the
-# `W = window_size` most recent inputs `inputs[t-W+1], ..., inputs[t]`: their embeddings are
-# concatenated into one vector of size `W*E`, passed through a `tanh` hidden layer and an output
-# layer. The first positions have fewer than `W` inputs before them: the missing ones are filled
+# `W = window_size` most recent inputs `inputs[t-W+1], ..., inputs[t]`: their `W` embeddings,
+# oldest first, make one vector of size `W*E`, which goes through a `tanh` hidden layer and an
+# output layer. The first positions have fewer than `W` inputs before them: the missing ones are filled
 # with `<pad>`, whose embedding is the zero vector (`padding_idx=pad_id`).
 #
 # Implement `forward` without a Python loop over time: left-pad, cut the padded sequence into
@@ -1158,7 +1158,7 @@ def run():
 
 def _window_logits(weights, window):
     """The logits for one window of W token ids (None: the zero vector of a missing token), by hand:
-    output(tanh(hidden(concatenated embeddings, oldest first)))."""
+    output(tanh(hidden(x))), x the window's W embeddings one after the other, oldest first."""
     E = weights["embedding.weight"].shape[1]
     x = torch.cat([torch.zeros(E) if i is None else weights["embedding.weight"][i] for i in window])  # (W*E,)
     h = torch.tanh(weights["hidden.weight"] @ x + weights["hidden.bias"])  # (H,)
@@ -1753,11 +1753,6 @@ def unigram_table(vocab, logits):
     return table
 
 
-def char_frequencies(text, chars):
-    """The fraction of the characters of ``text`` that are each of ``chars``, as a tensor."""
-    return torch.tensor([text.count(c) / max(len(text), 1) for c in chars])
-
-
 # %% nbgrader={"grade": true, "grade_id": "test_generate_output", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 import torch
 
@@ -2068,8 +2063,8 @@ grade("test_generate_temperature", run, check, forbid=["course_solutions.layers"
 #
 # | Scale | How to get it | What it runs | What it is for |
 # |---|---|---|---|
-# | `fast` | `COURSE_FAST=1` or `COURSE_SCALE=fast` | a few hundred lines, 2 epochs: seconds | checking that the code runs (the grader and the course's tests use it); far too short to learn anything |
-# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | smaller data and fewer epochs than the handout, on a 2-core CPU | every experiment Q1-Q3 need: the trends the questions ask about (samples improving over the epochs, dev perplexity levelling off, the effect of your hyperparameter changes) still show |
+# | `fast` | `COURSE_FAST=1` or `COURSE_SCALE=fast` | a few hundred lines, 2 epochs: seconds | checking that the code runs (the course's tests use it; the grader runs the rest of the notebook this way); far too short to learn anything |
+# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | smaller data and fewer epochs than the handout, on a 2-core CPU | every experiment that Q1-Q3 need: the trends the questions ask about (samples improving over the epochs, dev perplexity levelling off, the effect of your hyperparameter changes) still show |
 # | `full` | `COURSE_SCALE=full`; the default with a GPU | the handout's settings (64 epochs) | the handout's numbers |
 #
 # <!-- TODO(minutes): the laptop scale's measured time for Q1-Q3 on a 2-core CPU (issue 12 budget: at most 60 minutes for the whole assignment). -->
@@ -2092,9 +2087,10 @@ grade("test_generate_temperature", run, check, forbid=["course_solutions.layers"
 #
 #   (`COURSE_SCALE` applies to the command line too.)
 # - *On a cluster with SLURM* (e.g. BlueHive; it runs the command line above): `slurm_run.sh`,
-#   next to this notebook, is a batch job script. Its `#SBATCH` lines ask for one GPU (`--gres=gpu:1`), CPUs (`-c 9`), memory
-#   (`--mem=44g`) and a time limit (`-t 1:00:00`), send the job's standard output (training log
-#   and generated text) to `gen.out` and its errors to `gen.err`, and, once you uncomment it, use
+#   next to this notebook, is a batch job script. Its `#SBATCH` lines ask for one GPU
+#   (`--gres=gpu:1`), CPUs (`-c 9`), memory (`--mem=44g`) and a time limit (`-t 1:00:00`), send
+#   the job's standard output (training log and generated text) to `gen.out` and its errors to
+#   `gen.err`, and, once you uncomment it, use
 #   the GPU nodes reserved for the class (`--reservation=...`). Change the hyperparameters on the
 #   `python -u -m course_lib.runners.rnn_lm ...` line at the bottom, submit from the repository
 #   root with `sbatch notebooks/rnn_lm/slurm_run.sh`, and watch the results arrive with
@@ -2149,8 +2145,9 @@ rnn_lm.Config()  # the default hyperparameters
 # ### Q1: Default parameters [7 pts]
 #
 # Train with the default arguments. The cell prints the train and dev loss (and perplexity) of
-# every epoch and the text generated every 4 epochs (every epoch in fast mode), then plots the
-# curves and lists the samples.
+# every epoch and the text generated every `generate_every` epochs (4 in the handout's settings;
+# `default_run.config.generate_every` holds your run's), then plots the curves and lists the
+# samples.
 
 # %% tags=["experiment"]
 runs["Q1"] = default_run = train(rnn_lm.Config())
@@ -2159,7 +2156,8 @@ print(f"best epoch: {default_run.best_epoch}, dev perplexity {default_run.best_d
 default_run.samples
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_4_q1", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# **Q1** [7 pts] Paste below the texts that are generated every 4 epochs, as well as the epoch with
+# **Q1** [7 pts] Paste below the texts that are generated every 4 epochs (every `generate_every`
+# epochs at your scale), as well as the epoch with
 # the best dev loss and the dev perplexity from that epoch. In 3-4 sentences, describe any trends
 # that you see in the generated text as training progresses. (Note that generated text will not
 # necessarily be completely coherent: recall that this is a *character-level* language model.)
