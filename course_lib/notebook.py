@@ -3,7 +3,9 @@
 >>> from course_lib.notebook import setup_notebook
 >>> device = setup_notebook("rnn_lm", seed=282)
 device: cpu (16 threads, x86_64), torch 2.13.0
-fast mode (COURSE_FAST=1): False
+scale: laptop (fast: seconds, for checks; laptop: every experiment on a 2-core CPU in under an hour; full: the handout's settings, for a GPU)
+  fast mode (COURSE_FAST=1): False; to change the scale, set COURSE_SCALE=fast|laptop|full before starting Jupyter,
+  or run os.environ["COURSE_SCALE"] = "full" (say) before this cell
 data: tinyshakespeare/input.txt (/home/me/.cache/course_lib/tinyshakespeare/input.txt)
 
 The datasets of each assignment are listed in the data registry (``data/registry.json``, shipped
@@ -20,7 +22,7 @@ import warnings
 import torch
 
 from .data import DataError, fetch, registry
-from .device import describe_device, fast_mode, get_device, seed_everything
+from .device import describe_device, get_device, scale, seed_everything
 
 __all__ = ["setup_notebook", "assignment_files", "on_colab"]
 
@@ -53,7 +55,8 @@ def assignment_files(assignment: str) -> list[tuple[str, str]]:
 def setup_notebook(assignment: str, *, seed: int | None = 0, progress: bool = True) -> torch.device:
     """Prepare a notebook: pick the device, seed everything, fetch the assignment's data.
 
-    Prints the device and whether fast mode is on, and where each dataset file is. A dataset that
+    Prints the device, the experiment scale (:func:`course_lib.device.scale`) and how to change it,
+    and where each dataset file is. A dataset that
     cannot be fetched (no network, no mirror) is a warning, not an error: the autograded parts of a
     notebook do not need it, and the training cells that do raise the full error themselves.
 
@@ -71,7 +74,11 @@ def setup_notebook(assignment: str, *, seed: int | None = 0, progress: bool = Tr
     print(f"device: {describe_device(device)}")
     if device.type == "cpu" and on_colab():
         print("  (no GPU: for the training sections choose Runtime -> Change runtime type -> GPU, then run again)")
-    print(f"fast mode (COURSE_FAST=1): {fast_mode()}")
+    level = scale()
+    print(f"scale: {level} (fast: seconds, for checks; laptop: every experiment on a 2-core CPU in under an hour; "
+          "full: the handout's settings, for a GPU)")
+    print(f"  fast mode (COURSE_FAST=1): {level == 'fast'}; to change the scale, set COURSE_SCALE=fast|laptop|full "
+          "before starting Jupyter,\n  or run os.environ[\"COURSE_SCALE\"] = \"full\" (say) before this cell")
     try:
         files = assignment_files(assignment)
     except KeyError as exc:
