@@ -30,6 +30,7 @@ SHAKESPEARE_LIKE = "\n".join(
 def _cpu_and_no_fast_env(monkeypatch):
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     monkeypatch.delenv("COURSE_FAST", raising=False)
+    monkeypatch.delenv("COURSE_SCALE", raising=False)
 
 
 @pytest.fixture()
@@ -70,9 +71,92 @@ def test_parser_flags_map_onto_config():
 def test_fast_mode_from_flag_and_environment(monkeypatch):
     r = Config(fast=True, epochs=64).resolved()
     assert (r.epochs, r.max_lines, r.generate_every) == (rnn_lm.FAST_EPOCHS, rnn_lm.FAST_MAX_LINES, 1)
-    assert Config().resolved() == Config()
+    assert r.scale == "fast" and Config(scale="fast").resolved() == r
+    assert Config(scale="full").resolved() == Config(scale="full")  # full: the handout's settings, unchanged
     monkeypatch.setenv("COURSE_FAST", "1")
     assert Config().resolved().fast and Config().resolved().epochs == rnn_lm.FAST_EPOCHS
+    assert Config().resolved().scale == "fast"
+
+
+@pytest.fixture()
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_scale_resolution(monkeypatch, no_cuda):
+    laptop = Config().resolved()  # no CUDA, no COURSE_FAST: the laptop scale
+    L = rnn_lm.LAPTOP
+    assert (laptop.scale, laptop.fast) == ("laptop", False)
+    assert (laptop.epochs, laptop.max_lines, laptop.generate_every) == (L["epochs"], L["max_lines"], L["generate_every"])
+    assert L["epochs"] < Config().epochs and L["max_lines"] > rnn_lm.FAST_MAX_LINES
+    # the model and the optimisation are the handout's (or the student's) at every scale
+    for config in (Config(), *rnn_lm.NOTEBOOK_RUNS.values()):
+        for level in ("fast", "laptop", "full"):
+            r = config.__class__(**{**config.__dict__, "scale": level}).resolved()
+            assert (r.model_type, r.hidden_size, r.embedding_size, r.dropout, r.learning_rate, r.temperature,
+                    r.batch_size) == (config.model_type, config.hidden_size, config.embedding_size, config.dropout,
+                                      config.learning_rate, config.temperature, config.batch_size)
+            assert r.scale == level and r.fast is (level == "fast")
+    # a value set lower than the scale's is kept; the result is stable under resolving again
+    small = Config(epochs=5, max_lines=100, generate_every=1).resolved()
+    assert (small.epochs, small.max_lines, small.generate_every) == (5, 100, 1)
+    assert laptop.resolved() == laptop and small.resolved() == small
+    # COURSE_SCALE wins over the hardware and COURSE_FAST; an explicit Config(scale=...) wins over both
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Config().resolved() == Config(scale="full")
+    monkeypatch.setenv("COURSE_SCALE", "laptop")
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert Config().resolved() == laptop
+    assert Config(scale="full").resolved() == Config(scale="full")
+    assert Config(fast=True).resolved().scale == "fast"
+    with pytest.raises(ValueError, match="scale must be one of fast, laptop, full"):
+        Config(scale="huge").resolved()
+    monkeypatch.setenv("COURSE_SCALE", "huge")
+    with pytest.raises(ValueError, match="COURSE_SCALE"):
+        Config().resolved()
+    assert build_parser().parse_args(["--scale", "laptop"]).scale == "laptop"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--scale", "huge"])
+
+
+def test_laptop_run_is_labelled_with_its_scale(tmp_path, no_cuda):
+    lines = []
+    cfg = Config(hidden_size=8, embedding_size=4, epochs=2, batch_size=32, generate_len=20, save_dir=str(tmp_path))
+    result = run(cfg, progress=False, log=lines.append, text=SHAKESPEARE_LIKE)
+    assert result.config.scale == "laptop" and result.config.max_lines == rnn_lm.LAPTOP["max_lines"]
+    assert "[laptop scale]" in lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["rnn_lm_laptop_rnn_seed1.pt"]  # never the full run's file
+    data = result.to_json()
+    assert data["scale"] == "laptop" and data["config"]["scale"] == "laptop"
+    # throughput and memory: the train set's predicted characters (line + </s>) per epoch second
+    lines_kept = [line for line in SHAKESPEARE_LIKE.split("\n") if line]
+    n_train = len(lines_kept) - round(len(lines_kept) * 0.1)
+    assert data["train_tokens"] == sum(len(line) + 1 for line in lines_kept[:n_train])
+    assert data["tokens_per_second"] == pytest.approx(data["train_tokens"] / result.history["seconds"].mean())
+    assert data["peak_memory_mib"] > 10 and data["memory_kind"] == "cpu_max_rss"
+
+
+def _fake_run(dev_ppls, samples=()):
+    return {"history": [{"epoch": i + 1, "dev_ppl": p} for i, p in enumerate(dev_ppls)],
+            "samples": [{"epoch": e, "text": t} for e, t in samples]}
+
+
+def test_conclusions_are_computed_from_the_histories():
+    words = {"the", "king", "is", "dead", "long", "live"}
+    good = {"Q1": _fake_run([20, 10, 8, 7.5, 7.4, 7.38], [(2, "xq zzv the"), (6, "the king is dead")]),
+            "Q2": _fake_run([18, 9, 7, 6.5, 6.45, 6.44]), "Q3": _fake_run([19, 9.5, 7.2, 6.8, 6.7, 6.69])}
+    result = {c["id"]: c["holds"] for c in rnn_lm.conclusions(good, words)}
+    assert result == {"dev_ppl_falls": True, "dev_ppl_levels_off": True, "lstm_beats_rnn": True, "samples_improve": True}
+    still_falling = {**good, "Q2": _fake_run([18, 14, 11, 9, 7.5, 6.0])}  # a quarter of the drop in the last third
+    worse_lstm = {**good, "Q2": _fake_run([18, 9, 7.6, 7.5, 7.45, 7.44])}
+    flat = {**good, "Q3": _fake_run([19, 18, 17.6, 17.5, 17.5, 17.5])}
+    worse_text = {**good, "Q1": _fake_run([20, 10, 8, 7.5, 7.4, 7.38], [(2, "the king"), (6, "thx kng is")])}
+    for runs, broken in ((still_falling, "dev_ppl_levels_off"), (worse_lstm, "lstm_beats_rnn"),
+                         (flat, "dev_ppl_falls"), (worse_text, "samples_improve")):
+        holds = {c["id"]: c["holds"] for c in rnn_lm.conclusions(runs, words)}
+        assert [k for k, v in holds.items() if not v] == [broken]
+    assert rnn_lm.known_word_share("The KING, is... qq", words) == pytest.approx(3 / 4)
+    assert rnn_lm.known_word_share("!!", words) is None
 
 
 def _check_result(result: RunResult, epochs: int):
@@ -97,7 +181,7 @@ def test_fast_run_end_to_end_on_tiny_shakespeare(tmp_path, monkeypatch, shakespe
     assert isinstance(result.model, layers.RNNLanguageModel)
     assert any(line.startswith("Epoch   1: train loss") for line in lines)
     assert any("generated after epoch 2" in line for line in lines)
-    assert (tmp_path / "checkpoints" / "rnn_lm_rnn_seed1.pt").is_file()
+    assert (tmp_path / "checkpoints" / "rnn_lm_fast_rnn_seed1.pt").is_file()  # the scale is in the name
     assert result.seconds < 15
 
 
