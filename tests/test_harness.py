@@ -843,3 +843,14 @@ def test_restore_test_order_without_a_source_changes_nothing(tmp_path):
     before = _ids(nb)
     assert restore_test_order(nb, tmp_path / "missing.ipynb") == []
     assert _ids(nb) == before
+
+
+def test_forbidden_skips_a_package_that_is_not_installed_but_not_a_typo_in_an_installed_one():
+    # The instructor-only course_solutions is absent in a student's environment and in the grading
+    # sandbox: nothing there can call it, so the test cell must still run.
+    with forbidden(["no_such_course_package.layers", "torch.nn.LayerNorm"], "test_x"):
+        with pytest.raises(ForbiddenFunction):
+            torch.nn.LayerNorm(3)
+    with pytest.raises(AttributeError, match="NoSuchLayer"):  # a typo still fails loudly
+        with forbidden(["torch.nn.NoSuchLayer"], "test_x"):
+            pass
