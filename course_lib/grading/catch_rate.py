@@ -213,8 +213,7 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
                     try:
                         # as in a fresh run: what the suffix defines, and nothing before it does, is not
                         # there yet (an edited definition that fails must not leave the reference's behind)
-                        kernel.forget(_bound(reference[i] for i in code if i >= first)
-                                      | _bound(changed.values())
+                        kernel.forget((_bound(reference[i] for i in code if i >= first) | _bound(changed.values()))
                                       - _bound(reference[i] for i in code if i < first))
                         for i in (i for i in code if i >= first):
                             why = kernel.run(i, changed.get(i, reference[i]))
