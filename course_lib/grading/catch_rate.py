@@ -124,7 +124,11 @@ class _Kernel:
 
             code = f"for _catch_rate_name in {sorted(names)!r}:\n    globals().pop(_catch_rate_name, None)\n" \
                    "del _catch_rate_name"
-            self.client.execute_cell(new_code_cell(code), 0, store_history=False)
+            first = self.nb.cells[0]  # execute_cell stores the cell it ran at the index it is given
+            try:
+                self.client.execute_cell(new_code_cell(code), 0, store_history=False)
+            finally:
+                self.nb.cells[0] = first
 
     def run(self, i: int, source: str) -> str | None:
         """Run cell ``i`` with ``source``; None when it ran without error, else why it failed."""
