@@ -6,6 +6,7 @@ are used only by the optional reference-model test, at fast-mode sizes on stand-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -36,6 +37,7 @@ def _cpu_no_fast_env(monkeypatch):
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     monkeypatch.delenv("COURSE_FAST", raising=False)
     monkeypatch.delenv("COURSE_AUTOGRADE", raising=False)
+    monkeypatch.delenv("COURSE_SCALE", raising=False)
     yield
     plt.close("all")
 
@@ -149,7 +151,8 @@ def test_the_twelve_configurations_numbered_as_in_the_handout():
         assert (c.batch_size, c.epochs, c.lr, c.momentum, c.weight_decay, c.seed) == (16, 10, 1e-3, 0.9, 5e-4, 42)
         assert (c.embedding_size, c.hidden_size, c.num_heads, c.sequence_length) == (768, 512, 12, 256)
         assert not c.fast and c.max_train_sequences is None and c.amp and not c.compile
-        assert c.resolved() == c
+        assert c.scale is None and c.max_vocabulary is None
+        assert c.replace(scale="full").resolved() == c.replace(scale="full")  # full: the handout's, unchanged
     table = ga.experiments()
     assert table["exp"].tolist() == list(range(1, 13)) and table["name"].tolist() == list(expected.values())
     assert table.loc[table["optimizer"] == "adam", "weight_decay"].eq(0).all()  # Adam: no weight decay
@@ -181,16 +184,99 @@ def test_fast_mode_keeps_the_architecture_and_shrinks_the_rest(monkeypatch, tmp_
     monkeypatch.setenv("COURSE_FAST", "1")
     assert CONFIGS[12].resolved() == c
     assert ga.run_dir(c, tmp_path) == tmp_path / "fast" / "12-GPT-AdamW-4L"
-    assert ga.run_dir(CONFIGS[12], tmp_path) == tmp_path / "12-GPT-AdamW-4L"
-    other = ga.run_dir(CONFIGS[12].replace(lr=0.01), tmp_path)  # not the handout's: its own folder
+    assert ga.run_dir(CONFIGS[12], tmp_path) == tmp_path / "fast" / "12-GPT-AdamW-4L"  # resolved at COURSE_FAST's scale
+    full = CONFIGS[12].replace(scale="full")
+    assert ga.run_dir(full, tmp_path) == tmp_path / "12-GPT-AdamW-4L"
+    other = ga.run_dir(full.replace(lr=0.01), tmp_path)  # not the handout's: its own folder
     assert other.parent == tmp_path and other.name.startswith("12-GPT-AdamW-4L-")
-    assert ga.run_dir(CONFIGS[12].replace(epochs=3, device="cuda"), tmp_path) == tmp_path / "12-GPT-AdamW-4L"
+    assert ga.run_dir(full.replace(epochs=3, device="cuda"), tmp_path) == tmp_path / "12-GPT-AdamW-4L"
     monkeypatch.setenv("COURSE_AUTOGRADE", "1")
     assert CONFIGS[1].resolved().epochs == 1
     with pytest.raises(ValueError):
         Config(model="gru").validate()
     with pytest.raises(ValueError):
         ga.get_config(13)
+
+
+@pytest.fixture()
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_scale_resolution_for_every_configuration(monkeypatch, tmp_path, no_cuda):
+    L = ga.LAPTOP
+    for n, config in CONFIGS.items():
+        laptop = config.resolved()  # no CUDA, no COURSE_FAST: the laptop scale
+        fast_ = config.replace(scale="fast").resolved()
+        full = config.replace(scale="full").resolved()
+        assert (laptop.scale, fast_.scale, full.scale) == ("laptop", "fast", "full")
+        assert fast_ == config.replace(fast=True).resolved() and fast_.fast and not laptop.fast and not full.fast
+        assert full == config.replace(scale="full")  # the handout's settings
+        for r in (laptop, fast_, full):  # the experiment itself is the handout's at every scale
+            assert (r.number, r.model, r.layers, r.optimizer, r.lr, r.momentum, r.weight_decay, r.seed) == (
+                config.number, config.model, config.layers, config.optimizer, config.lr, config.momentum,
+                config.weight_decay, config.seed)
+            assert r.resolved() == r
+        assert {k: getattr(laptop, k) for k in L} == L and laptop.num_workers == 0
+        # laptop sits between fast and full
+        assert fast_.epochs <= laptop.epochs < full.epochs
+        assert fast_.max_train_sequences < laptop.max_train_sequences and full.max_train_sequences is None
+        assert fast_.embedding_size <= laptop.embedding_size < full.embedding_size
+        assert laptop.embedding_size % laptop.num_heads == 0
+        assert ga.run_dir(laptop, tmp_path) == tmp_path / "laptop" / f"{n:02d}-{config.name}"
+        assert ga.run_dir(config, tmp_path) == ga.run_dir(laptop, tmp_path)
+    # the fingerprint of a full-scale run is what it was before scales existed (old logs resume)
+    assert set(CONFIGS[1].replace(scale="full").fingerprint()) == set(CONFIGS[1].fingerprint()) == {
+        f.name for f in dataclasses.fields(Config)} - set(ga._EXECUTION_FIELDS) - {"scale", "max_vocabulary"}
+    assert CONFIGS[1].resolved().fingerprint()["scale"] == "laptop"
+    # COURSE_SCALE wins over the hardware and COURSE_FAST; Config(scale=...) wins over both
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert CONFIGS[5].resolved() == CONFIGS[5].replace(scale="full")
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setenv("COURSE_SCALE", "laptop")
+    assert CONFIGS[5].resolved().scale == "laptop" and CONFIGS[5].replace(scale="full").resolved().scale == "full"
+    with pytest.raises(ValueError, match="scale must be one of fast, laptop, full"):
+        CONFIGS[5].replace(scale="huge").resolved()
+    monkeypatch.setenv("COURSE_SCALE", "huge")
+    with pytest.raises(ValueError, match="COURSE_SCALE"):
+        CONFIGS[5].resolved()
+    # a smaller value set by hand is kept
+    small = CONFIGS[5].replace(scale="laptop", epochs=2, max_train_sequences=10, max_vocabulary=100).resolved()
+    assert (small.epochs, small.max_train_sequences, small.max_vocabulary) == (2, 10, 100)
+
+
+def test_vocabulary_map_keeps_the_most_frequent_words():
+    tokens = torch.tensor([5, 5, 5, 3, 3, 7, 7, 9, 2, 4, 4, 4, 4, 0, 0, 0, 0, 0])  # 0: padding, 4: <unk>
+    lut = ga.vocabulary_map(tokens, 10, 5, unk_id=4)
+    # kept: the 3 most frequent real words, 5 (3x), then 3 and 7 (2x, smaller id first); the rest -> 1
+    assert lut.tolist() == [0, 1, 1, 3, 1, 2, 1, 4, 1, 1]
+    mapped = lut[tokens]
+    assert int(mapped.max()) + 1 == 5 and (mapped[tokens == 0] == 0).all()
+    assert ga.vocabulary_map(tokens, 10, 100).max().item() == 7  # every word kept (no <unk> given)
+    with pytest.raises(ValueError, match="max_vocabulary"):
+        CONFIGS[1].replace(max_vocabulary=2, scale="full").resolved()
+
+
+def test_laptop_run_limits_the_vocabulary_and_logs_under_laptop(tmp_path, monkeypatch, no_cuda):
+    from course_lib import wikitext
+
+    train_words = ["a b a c a b <unk> d e a"] * 30
+    (tmp_path / "data").mkdir()
+    for split, lines in (("train", train_words), ("valid", ["a b e <unk> c"] * 10)):
+        (tmp_path / "data" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    vocab = wikitext.WordVocab.from_file(tmp_path / "data" / "train.txt")
+    real = wikitext.Wikitext2
+    monkeypatch.setattr(wikitext, "Wikitext2", lambda **kw: real(root=tmp_path / "data", **{"vocab": vocab, **kw}))
+    config = CONFIGS[1].replace(max_vocabulary=4, max_train_sequences=8, max_valid_sequences=2)
+    train, valid, size = ga._load_wikitext(config.resolved())
+    assert size == 4  # padding, <unk>, "a" (4x per line) and "b" (2x); c, d, e and <eos> -> <unk>
+    assert set(train.tokens.unique().tolist()) == {1, 2, 3} and set(valid.tokens.unique().tolist()) == {1, 2, 3}
+    result = ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "logs", log=None)
+    assert result.log_dir.parent == tmp_path / "logs" / "laptop" and result.config.scale == "laptop"
+    assert result.vocabulary_size == 4 and result.finished and result.setup_seconds > 0
+    assert result.history["cpu_max_rss_mib"].notna().all() and result.cpu_max_rss_mib > 10
+    meta = json.loads((result.log_dir / "meta.json").read_text())
+    assert meta["config"]["scale"] == "laptop" and meta["setup_seconds"] > 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -589,6 +675,8 @@ def test_throughput_benchmark_measures_the_runner_at_full_configuration(monkeypa
     (config, history), = seen
     assert not config.fast and config.epochs == 2 and config.embedding_size == 768 and config.batch_size == 16
     assert config.max_train_sequences == 2 * 16 and len(history) == 2
+    resolved = config.resolved()  # on this CPU the default scale is laptop: the benchmark must ask for full
+    assert resolved.scale == "full" and resolved.embedding_size == 768 and resolved.sequence_length == 256
     steady = history.iloc[-1]  # the second epoch; the first is the warm-up
     assert row["config"] == "6 GPT-AdamW-1L" and row["precision"] == "float32"
     assert row["tokens/s"] == round(steady["tokens_per_second"])

@@ -9,7 +9,17 @@ can be drawn from the logs. The command line and the notebook share it::
     python -m course_lib.runners.gpt_attention --config 5          # one (GPT-Adam-1L)
     python -m course_lib.runners.gpt_attention --all               # all 12, skipping finished ones
     python -m course_lib.runners.gpt_attention --all --fast        # seconds, on a CPU (a check, not results)
-    python -m course_lib.runners.gpt_attention --record course_solutions/recorded/gpt_attention.json   # pack the 12 logs
+    python -m course_lib.runners.gpt_attention --all --scale laptop   # all 12 on a 2-core CPU, about half an hour
+
+Recording the reference runs (instructor material, with ``course_solutions``; ``--record`` also
+checks and stores the conclusions the runs show)::
+
+    # full scale, the handout's settings, on a GPU:
+    python -m course_lib.runners.gpt_attention --all --scale full
+    python -m course_lib.runners.gpt_attention --scale full --record course_solutions/recorded/gpt_attention.json
+    # laptop scale, each configuration in a process of its own (so that the peak memory compares them):
+    for n in $(seq 12); do python -m course_lib.runners.gpt_attention --scale laptop --config $n; done
+    python -m course_lib.runners.gpt_attention --scale laptop --record course_solutions/recorded/gpt_attention-laptop.json
 
     from course_lib.runners import gpt_attention as ga
     result = ga.run(5, model_factory=ga.model_factory_from(lstm=LSTM, gpt=MiniGPT1))
@@ -63,7 +73,24 @@ Differences from the original, on purpose:
   On a CPU the same code runs in fp32.
 - Logs that survive interruption (see *Logs*), and memory and throughput measured by the runner.
 
-**Logs.** Each run has a folder ``<log_dir>/<NN>-<name>/`` (``<log_dir>/fast/...`` in fast mode)
+**Scales** (:func:`course_lib.device.scale`, or ``--scale``; one code path for all three):
+
+- ``full`` (the default with CUDA): the handout's settings above, unchanged.
+- ``laptop`` (the default without CUDA): every configuration keeps its architecture, number of layers,
+  optimizer and its settings (lr, momentum, weight decay, batch size 16), but the model is 128 wide
+  (LSTM hidden size 128, GPT 4 heads), sequences are 64 tokens, the data is the first 768 training
+  and 64 validation windows, the vocabulary is cut to the 4,094 most frequent words of that training
+  slice (the others become one ``<unk>``: the 33k-word output layer would otherwise take most of a
+  CPU's time) and each run lasts 6 epochs (:data:`LAPTOP`). All 12 runs take about 20 minutes on
+  one thread of a 2-core CPU, and show what the questions ask about: Adam/AdamW far ahead of SGD and
+  SGD with momentum, LSTM against GPT per epoch and per second, the time and memory deeper models
+  cost, overfitting (:func:`conclusions`; the recorded run is
+  ``course_solutions/recorded/gpt_attention-laptop.json``). Perplexities are lower than the
+  handout's because of the smaller vocabulary: compare runs with each other, not with the handout.
+- ``fast``: seconds, for checks (below).
+
+**Logs.** Each run has a folder ``<log_dir>/<NN>-<name>/`` (``<log_dir>/fast/...`` and
+``<log_dir>/laptop/...`` at those scales, so that runs of different scales never mix)
 holding ``meta.json`` (configuration, sizes, machine), ``epochs.jsonl`` (one JSON line per finished
 epoch: ``train_ppl``, ``valid_ppl``, their per-token losses, ``epoch_seconds``,
 ``wall_clock_seconds`` (cumulative), ``tokens_per_second``, ``peak_memory_mib`` with its
@@ -78,8 +105,10 @@ is ``$COURSE_RUNS_DIR/gpt_attention`` if that variable is set, else the user cac
 **Memory** (question 7): on CUDA, ``torch.cuda.max_memory_allocated`` over each epoch (the peak
 statistics are reset at the start of every epoch; ``memory_kind="cuda_max_allocated"``; the
 allocator's reserved peak, closer to what ``nvidia-smi`` shows, is kept as ``cuda_max_reserved_mib``);
-on a CPU, the process's resident set size at the end of the epoch (``memory_kind="cpu_rss"``). The
-steady-state value of a run is the largest over its epochs after the first.
+on a CPU, the process's resident set size at the end of the epoch (``memory_kind="cpu_rss"``), and
+the process's peak resident set size so far (``cpu_max_rss_mib``, which compares configurations
+when each runs in its own process). The steady-state value of a run is the largest over its epochs
+after the first.
 
 **Fast mode** (``--fast`` or ``COURSE_FAST=1``): every configuration keeps its architecture (model
 class, number of layers, optimizer and all its settings, the full vocabulary) but runs 3 epochs on
@@ -121,7 +150,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..device import describe_device, fast_mode, get_device, seed_everything
+from ..device import SCALES, describe_device, get_device, seed_everything
+from ..device import scale as current_scale
 from ..train import _atomic_save
 from . import json_safe
 
@@ -145,6 +175,14 @@ FAST_SEQUENCE_LENGTH = 32
 FAST_TRAIN_SEQUENCES = 32
 FAST_VALID_SEQUENCES = 8
 FAST_SIZES = {"embedding_size": 64, "hidden_size": 64, "num_heads": 4}
+#: What the ``laptop`` scale sets (never raising a value set lower): the architecture, optimizer and
+#: all its settings stay; the model is narrower (128 wide, 4 heads), sequences are 64 tokens, the
+#: data is the first 768 training and 64 validation windows (49,152 and 4,096 tokens), the
+#: vocabulary keeps the 4,094 most frequent words of that training slice (the rest become one
+#: ``<unk>``) and runs last 6 epochs.
+LAPTOP = {"epochs": 6, "batch_size": 16, "sequence_length": 64, "max_train_sequences": 768,
+          "max_valid_sequences": 64, "embedding_size": 128, "hidden_size": 128, "num_heads": 4,
+          "max_vocabulary": 4096}
 AUTOGRADE_TRAIN_SEQUENCES = 8
 AUTOGRADE_VALID_SEQUENCES = 4
 
@@ -194,6 +232,8 @@ class Config:
     max_train_sequences: int | None = None
     max_valid_sequences: int | None = None
     fast: bool = False
+    scale: str | None = None  # fast | laptop | full; None: course_lib.device.scale()
+    max_vocabulary: int | None = None  # keep the N most frequent training words (laptop scale); None: all
     device: str = "auto"
     amp: bool = True
     compile: bool = False
@@ -221,10 +261,20 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def resolved(self) -> "Config":
-        """A copy with fast mode applied (``fast`` also turns on with ``COURSE_FAST=1``), validated."""
-        cfg = self
-        if not cfg.fast and fast_mode():
-            cfg = cfg.replace(fast=True)
+        """A copy with the scale's adjustments applied and ``scale`` filled in, validated.
+
+        The scale is ``"fast"`` if ``fast`` is set, else ``scale``, else :func:`course_lib.device.scale`
+        (``COURSE_SCALE``, ``COURSE_FAST=1``, CUDA or not). ``full`` changes nothing; ``laptop``
+        applies :data:`LAPTOP`, ``fast`` the ``FAST_*`` sizes (neither raises a value set lower).
+        """
+        level = "fast" if self.fast else (self.scale or current_scale())
+        if level not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {level!r}")
+        cfg = self.replace(scale=level, fast=level == "fast")
+        if level == "laptop":
+            cfg = cfg.replace(**{k: (v if getattr(cfg, k) is None else min(getattr(cfg, k), v))
+                                 for k, v in LAPTOP.items()},
+                              num_workers=0 if cfg.num_workers is None else cfg.num_workers)
         if cfg.fast:
             cfg = cfg.replace(
                 epochs=min(cfg.epochs, FAST_EPOCHS),
@@ -241,7 +291,7 @@ class Config:
             # While an autograder re-runs a notebook the experiments are not graded (the written
             # answers are): the smallest run that still exercises the code keeps grading fast.
             cfg = cfg.replace(
-                fast=True, epochs=min(cfg.epochs, 1),
+                fast=True, scale="fast", epochs=min(cfg.epochs, 1),
                 max_train_sequences=_min_opt(cfg.max_train_sequences, AUTOGRADE_TRAIN_SEQUENCES),
                 max_valid_sequences=_min_opt(cfg.max_valid_sequences, AUTOGRADE_VALID_SEQUENCES),
             )
@@ -266,12 +316,22 @@ class Config:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        if self.max_vocabulary is not None and self.max_vocabulary < 3:
+            raise ValueError(f"max_vocabulary must be >= 3 (padding, <unk> and a word) or None, got {self.max_vocabulary}")
+        if self.scale is not None and self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)} or None, got {self.scale!r}")
 
     def fingerprint(self) -> dict:
-        """The fields that decide what a run computes (all but :data:`_EXECUTION_FIELDS`)."""
+        """The fields that decide what a run computes (all but :data:`_EXECUTION_FIELDS`). ``scale``
+        and ``max_vocabulary`` appear only when they change something (not ``full`` / ``None``), so
+        full-scale logs written before they existed still resume."""
         d = dataclasses.asdict(self)
         for name in _EXECUTION_FIELDS:
             d.pop(name)
+        if d["scale"] in (None, "full"):
+            d.pop("scale")
+        if d["max_vocabulary"] is None:
+            d.pop("max_vocabulary")
         return d
 
 
@@ -309,8 +369,20 @@ def get_config(config: Config | int) -> Config:
     raise ValueError(f"config must be a Config or an experiment number 1-12, got {config!r}")
 
 
-def experiments(log_dir: str | os.PathLike | None = None, *, fast: bool | None = None) -> pd.DataFrame:
-    """The 12 configurations as a table; with the log folder, each one's status (epochs done)."""
+def _at_scale(config: Config, scale: str | None = None, fast: bool | None = None) -> Config:
+    """``config`` resolved at ``scale`` (``fast=True``: "fast", ``fast=False``: "full"; neither: the
+    config's own scale, else :func:`course_lib.device.scale`)."""
+    if scale is None and fast is not None:
+        scale = "fast" if fast else "full"
+    if scale is None:
+        scale = "fast" if config.fast else (config.scale or current_scale())
+    return config.replace(fast=scale == "fast", scale=scale).resolved()
+
+
+def experiments(log_dir: str | os.PathLike | None = None, *, fast: bool | None = None,
+                scale: str | None = None) -> pd.DataFrame:
+    """The 12 configurations as a table; with the log folder, each one's status (epochs done) at
+    ``scale`` (default: :func:`course_lib.device.scale`; ``fast=True`` is ``scale="fast"``)."""
     rows = []
     for n, c in CONFIGS.items():
         row = {"exp": n, "name": c.name, "model": c.model, "layers": c.layers, "optimizer": c.optimizer,
@@ -318,7 +390,7 @@ def experiments(log_dir: str | os.PathLike | None = None, *, fast: bool | None =
                "momentum": c.momentum if c.optimizer == "momentum" else 0.0,
                "batch_size": c.batch_size, "epochs": c.epochs}
         if log_dir is not None:
-            rc = c.resolved() if fast is None else (c.replace(fast=True).resolved() if fast else c)
+            rc = _at_scale(c, scale, fast)
             done = len(_read_jsonl(run_dir(rc, log_dir) / "epochs.jsonl"))
             row["status"] = "finished" if done >= rc.epochs else (f"{done}/{rc.epochs} epochs" if done else "not started")
         rows.append(row)
@@ -381,7 +453,31 @@ def _load_wikitext(config: Config):
                                max_tokens=max_tokens(config.max_train_sequences))
     valid = wikitext.Wikitext2(split="valid", sequence_length=config.sequence_length, vocab=train.vocab,
                                max_tokens=max_tokens(config.max_valid_sequences))
-    return train, valid, len(train.vocab)
+    if config.max_vocabulary is None:
+        return train, valid, len(train.vocab)
+    lut = vocabulary_map(train.tokens, len(train.vocab), config.max_vocabulary,
+                         unk_id=train.vocab.stoi.get("<unk>"))
+    train.tokens, valid.tokens = lut[train.tokens], lut[valid.tokens]
+    return train, valid, int(lut.max()) + 1
+
+
+def vocabulary_map(tokens: torch.Tensor, vocabulary_size: int, max_vocabulary: int, *,
+                   unk_id: int | None = None) -> torch.Tensor:
+    """A lookup table (``vocabulary_size``,) that keeps the ``max_vocabulary - 2`` most frequent ids of
+    ``tokens`` (ties: the smaller id first) as ids ``2, 3, ...`` in order of frequency, maps padding
+    (0) to 0 and every other id (and ``unk_id``) to 1, the shared ``<unk>``. The laptop scale uses it:
+    the output layer over the whole 33,279-word vocabulary would cost most of a CPU's time."""
+    counts = torch.bincount(tokens, minlength=vocabulary_size).to(torch.float64)
+    counts[0] = -1.0  # padding is not a word
+    if unk_id is not None:
+        counts[unk_id] = -1.0  # <unk> is the bucket of the dropped words
+    order = torch.argsort(-counts, stable=True)  # stable: ties keep the smaller id first
+    keep = order[: max(max_vocabulary - 2, 0)]
+    keep = keep[counts[keep] > 0]
+    lut = torch.ones(vocabulary_size, dtype=torch.long)
+    lut[0] = 0
+    lut[keep] = torch.arange(2, 2 + keep.numel())
+    return lut
 
 
 def _first(dataset, n: int | None):
@@ -549,7 +645,20 @@ def _memory(device: torch.device) -> dict:
                 "memory_kind": "cuda_max_allocated",
                 "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
     mib, kind = _cpu_rss()
-    return {"peak_memory_mib": mib, "memory_kind": kind, "cuda_max_reserved_mib": None}
+    return {"peak_memory_mib": mib, "memory_kind": kind, "cuda_max_reserved_mib": None,
+            "cpu_max_rss_mib": _cpu_max_rss()}
+
+
+def _cpu_max_rss() -> float | None:
+    """The process's peak resident set size so far (``ru_maxrss``), in MiB: a peak over everything the
+    process did, so it compares models only when each configuration runs in its own process."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        return None
 
 
 def _sync(device: torch.device) -> None:
@@ -572,15 +681,19 @@ def default_log_dir() -> Path:
 
 
 def run_dir(config: Config, log_dir: str | os.PathLike | None = None) -> Path:
-    """The folder of ``config``'s logs: ``<log_dir>[/fast]/<NN>-<name>``; a configuration that
-    differs from handout experiment NN (or has no number) gets a short hash of its settings."""
+    """The folder of ``config``'s logs: ``<log_dir>[/<scale>]/<NN>-<name>`` (``fast/`` and ``laptop/``
+    subfolders; full-scale runs directly in ``log_dir``), so runs of different scales never mix. A
+    configuration that differs from handout experiment NN at that scale (or has no number) gets a short
+    hash of its settings. An unresolved ``config`` is resolved first (:meth:`Config.resolved`)."""
+    if config.scale is None:
+        config = _at_scale(config)
     base = Path(log_dir) if log_dir is not None else default_log_dir()
-    if config.fast:
-        base = base / "fast"
+    if config.scale != "full":
+        base = base / config.scale
     name = f"{config.number:02d}-{config.name}" if config.number else f"custom-{config.name}"
     reference = CONFIGS.get(config.number)
-    if reference is not None and config.fast:
-        reference = reference.replace(fast=True).resolved()
+    if reference is not None:
+        reference = _at_scale(reference, config.scale)
     if reference is None or reference.fingerprint() != config.fingerprint():
         digest = hashlib.sha256(json.dumps(config.fingerprint(), sort_keys=True).encode()).hexdigest()[:8]
         name = f"{name}-{digest}"
@@ -760,6 +873,7 @@ class RunResult:
     epochs_trained_now: int = 0
     recorded: bool = False
     note: str | None = None
+    setup_seconds: float | None = None  # data loading and model building before the first epoch
 
     @property
     def number(self) -> int:
@@ -827,6 +941,16 @@ class RunResult:
         return float(steady["peak_memory_mib"].max()) if len(steady) else float("nan")
 
     @property
+    def cpu_max_rss_mib(self) -> float | None:
+        """CPU runs: the process's peak resident set size at the end of the run (``ru_maxrss``); it
+        compares configurations only when each ran in a process of its own (as the recorded laptop
+        runs did). None on a GPU or for logs written before it was measured."""
+        if not len(self.history) or "cpu_max_rss_mib" not in self.history:
+            return None
+        values = pd.to_numeric(self.history["cpu_max_rss_mib"], errors="coerce")
+        return None if values.notna().sum() == 0 else float(values.max())
+
+    @property
     def memory_kind(self) -> str | None:
         return str(self.history["memory_kind"].iloc[-1]) if len(self.history) else None
 
@@ -864,6 +988,8 @@ class RunResult:
             "tokens_per_second": self.tokens_per_second,
             "memory_mib": self.memory_mib,
             "memory_kind": self.memory_kind,
+            "cpu_max_rss_mib": self.cpu_max_rss_mib,
+            "setup_seconds": self.setup_seconds,
             "history": self.history.to_dict(orient="records"),
         })
 
@@ -897,7 +1023,7 @@ def _result_from_folder(folder: Path, config: Config | None = None, *, epochs: i
         config=config, history=_history_frame(rows), log_dir=folder,
         vocabulary_size=meta.get("vocabulary_size"), num_parameters=meta.get("num_parameters"),
         num_trainable_parameters=meta.get("num_trainable_parameters"), device=meta.get("device"),
-        device_description=meta.get("device_description"),
+        device_description=meta.get("device_description"), setup_seconds=meta.get("setup_seconds"),
     )
 
 
@@ -946,6 +1072,7 @@ def run(
             bar's total. Not called for a finished run that is read back.
         load_model: for a finished run, build the model and load its final weights (``result.model``).
     """
+    setup_start = time.perf_counter()
     config = get_config(config).resolved()
     say = log or (lambda *_: None)
     factory = model_factory or default_model_factory
@@ -1023,13 +1150,14 @@ def run(
         "device": str(device), "device_description": describe_device(device),
         "torch_version": torch.__version__, "python_version": platform.python_version(),
         "platform": platform.platform(), "updated_at": _now(),
+        "setup_seconds": time.perf_counter() - setup_start,
     }
     _atomic_write_text(meta_path, json.dumps(json_safe(meta), indent=2) + "\n")
 
     say(f"{config.label}: {type(model).__name__}, {n_params:,} parameters ({n_trainable:,} trainable), "
         f"{config.optimizer_name} lr {config.lr:g}, on {device} ({_amp_dtype(device, config.amp)}); "
         f"{len(train_ds):,} train / {len(valid_ds):,} valid sequences of {config.sequence_length}, "
-        f"vocabulary {int(vocabulary_size):,}" + (" [fast mode]" if config.fast else "")
+        f"vocabulary {int(vocabulary_size):,}" + (f" [{config.scale} scale]" if config.scale != "full" else "")
         + (f"; resuming after epoch {start_epoch}" if start_epoch else ""))
 
     sampler = _EpochSampler(len(train_ds), config.seed)
@@ -1127,6 +1255,7 @@ def run(
 
     result = RunResult(
         config=config, history=_history_frame(history), log_dir=folder, model=model.eval(),
+        setup_seconds=meta.get("setup_seconds"),
         vocabulary_size=int(vocabulary_size), num_parameters=n_params, num_trainable_parameters=n_trainable,
         device=str(device), device_description=describe_device(device), resumed_from_epoch=start_epoch,
         epochs_trained_now=trained_now,
@@ -1147,49 +1276,166 @@ def run_all(numbers: Iterable[int] | None = None, **kwargs) -> dict[int, RunResu
 
 
 def load_runs(log_dir: str | os.PathLike | None = None, *, fast: bool | None = None,
-              numbers: Iterable[int] | None = None) -> dict[int, RunResult]:
+              numbers: Iterable[int] | None = None, scale: str | None = None) -> dict[int, RunResult]:
     """The logged runs of the handout configurations in ``log_dir`` (finished or not), by number.
 
-    ``fast``: read the fast-mode logs (default: follow ``COURSE_FAST``). Runs with no log are left out.
+    ``scale``: which scale's logs to read (default: :func:`course_lib.device.scale`); ``fast=True``
+    is ``scale="fast"``, ``fast=False`` is ``scale="full"``. Runs with no log are left out.
     """
     out = {}
     for n in numbers or CONFIGS:
-        config = CONFIGS[n].replace(fast=True).resolved() if (fast_mode() if fast is None else fast) else CONFIGS[n]
+        config = _at_scale(CONFIGS[n], scale, fast)
         result = _result_from_folder(run_dir(config, log_dir), config, epochs=config.epochs)
         if result is not None and len(result.history):
             out[n] = result
     return out
 
 
-def record_results(results: Mapping[int, RunResult] | None = None, path: str | os.PathLike = RECORD_PATH, *,
+def record_results(results: Mapping[int, RunResult] | None = None, path: str | os.PathLike | None = None, *,
                    log_dir: str | os.PathLike | None = None, note: str | None = None,
-                   allow_partial: bool = False) -> Path:
-    """Pack the finished logs of the 12 runs into one JSON file (default ``course_solutions/recorded/gpt_attention.json``).
+                   allow_partial: bool = False, scale: str | None = None,
+                   elapsed_seconds: float | None = None) -> Path:
+    """Pack the finished logs of the 12 runs into one JSON file.
 
-    ``results`` defaults to :func:`load_runs` of ``log_dir`` (full-size runs). Fast-mode runs are
-    refused: they are checks, not results. Unless ``allow_partial``, all 12 runs must be finished.
-    The notebook loads the file with :func:`load_recorded` when there is no GPU.
+    ``results`` defaults to :func:`load_runs` of ``log_dir`` at ``scale`` (default: full). The
+    default ``path`` is ``course_solutions.recorded_path("gpt_attention", scale)``:
+    ``course_solutions/recorded/gpt_attention.json`` (full) or ``gpt_attention-laptop.json``.
+    Fast-mode runs are refused: they are checks, not results. Unless ``allow_partial``, all 12 runs
+    must be finished. The file holds each run (configuration, per-epoch history, timings, memory),
+    the scale and its settings, the total time (``elapsed_seconds`` if given, else the sum of every
+    run's setup and training time) and :func:`conclusions` with whether each holds.
     """
     if results is None:
-        results = load_runs(log_dir, fast=False)
-    fast = [r.label for r in results.values() if r.config.fast]
+        results = load_runs(log_dir, scale=scale or "full")
+    fast = [r.label for r in results.values() if r.config.fast or r.config.scale == "fast"]
     if fast:
         raise ValueError(f"fast-mode runs cannot be recorded as results: {', '.join(fast)}")
+    scales = {r.config.scale or "full" for r in results.values()}
+    if len(scales) > 1:
+        raise ValueError(f"runs of different scales cannot be recorded together: {sorted(scales)}")
+    level = scales.pop() if scales else (scale or "full")
+    if path is None:
+        from course_solutions import recorded_path
+
+        path = recorded_path(ASSIGNMENT, level)
     unfinished = [n for n in CONFIGS if n not in results or not results[n].finished]
     if unfinished and not allow_partial:
         raise ValueError(f"runs not finished (or missing): {unfinished}; finish them first (--all), "
                          "or pass allow_partial=True")
     runs = [results[n].to_json() for n in sorted(results)]
     devices = sorted({r["device_description"] for r in runs if r.get("device_description")})
+    summed = sum((r.get("setup_seconds") or 0.0) + (r.get("total_seconds") or 0.0) for r in runs)
+    total = summed if elapsed_seconds is None else float(elapsed_seconds)
     data = json_safe({
         "runner": f"course_lib.runners.{ASSIGNMENT}", "assignment": ASSIGNMENT, "dataset": DATASET,
+        "scale": level, "scale_settings": {"full": {}, "laptop": LAPTOP}.get(level, {}),
         "date": _now(), "note": note, "devices": devices, "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python_version": platform.python_version(), "platform": platform.platform(),
-        "complete": not unfinished, "runs": runs,
+        "complete": not unfinished, "total_seconds": total, "total_minutes": total / 60,
+        "runs_seconds": summed, "conclusions": conclusions(results) if not unfinished else [],
+        "runs": runs,
     })
     path = Path(path)
     _atomic_write_text(path, json.dumps(data, indent=1) + "\n")
     return path
+
+
+def _best_so_far_at(history: pd.DataFrame, seconds: float) -> float:
+    """The lowest validation perplexity among the epochs finished within ``seconds`` of wall-clock time."""
+    done = history[pd.to_numeric(history["wall_clock_seconds"]) <= seconds + 1e-9]
+    return float(pd.to_numeric(done["valid_ppl"]).min()) if len(done) else float("inf")
+
+
+def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
+    """What Problem 3's questions rely on, checked on the 12 runs: ``[{"id", "statement", "holds",
+    "evidence"}, ...]`` (``holds`` is computed here, from the histories).
+
+    - ``adaptive_beats_sgd`` (Q4): for each architecture, the worse of Adam and AdamW reaches a best
+      validation perplexity at least 5 times lower than the better of SGD and SGD with momentum.
+    - ``momentum_beats_sgd`` (Q4): momentum reaches a lower best validation perplexity than plain SGD
+      (both architectures).
+    - ``adamw_close_to_adam`` (Q4): weight decay 5e-4 changes the best validation perplexity of Adam
+      by less than 5 % (both architectures).
+    - ``gpt_vs_lstm_per_epoch`` (Q5): which of experiments 1 (LSTM) and 5 (GPT), both Adam and
+      1 layer, has the lower validation perplexity after the most epochs (``winner``).
+    - ``gpt_vs_lstm_per_second`` (Q3, Q5): which has the lower best validation perplexity within the
+      wall-clock time the faster of the two took (``winner``).
+    - ``deeper_costs_time`` (Q3, Q7): 4 layers take more seconds per epoch than 1 (experiments 2, 10
+      and 6, 12), and 2 layers more than 1.
+    - ``deeper_costs_memory`` (Q7): the peak memory grows with depth, 1 < 2 < 4 layers (peak RSS of
+      each run's own process on a CPU; peak allocated on CUDA).
+    - ``gpt_overfits`` (Q8): GPT-Adam-1L's validation perplexity rises after its best epoch while
+      its training perplexity keeps falling.
+    """
+    r = results
+    out: list[dict] = []
+    needed = set(CONFIGS)
+    if not needed <= set(r):
+        return out
+
+    def best(n):
+        return r[n].best_valid_ppl
+
+    adaptive = {arch: (max(best(a), best(b)), min(best(c), best(d)))
+                for arch, (a, b, c, d) in {"LSTM": (1, 2, 3, 4), "GPT": (5, 6, 7, 8)}.items()}
+    out.append({"id": "adaptive_beats_sgd", "statement": "Adam and AdamW reach a best validation perplexity at least "
+                "5 times lower than SGD and SGD with momentum, for both architectures.",
+                "holds": all(s >= 5 * a for a, s in adaptive.values()),
+                "evidence": {k: f"worst of Adam/AdamW {a:.1f}, best of SGD/momentum {s:.1f}" for k, (a, s) in adaptive.items()}})
+    out.append({"id": "momentum_beats_sgd", "statement": "SGD with momentum reaches a lower best validation perplexity "
+                "than plain SGD, for both architectures.", "holds": best(4) < best(3) and best(8) < best(7),
+                "evidence": f"LSTM: SGD {best(3):.1f}, momentum {best(4):.1f}; GPT: SGD {best(7):.1f}, momentum {best(8):.1f}"})
+    ratio = {"LSTM": best(2) / best(1), "GPT": best(6) / best(5)}
+    out.append({"id": "adamw_close_to_adam", "statement": "AdamW's weight decay (5e-4) changes the best validation "
+                "perplexity of Adam by less than 5%, for both architectures.",
+                "holds": all(abs(v - 1) < 0.05 for v in ratio.values()),
+                "evidence": {k: f"AdamW / Adam best valid ppl = {v:.4f}" for k, v in ratio.items()}})
+    lstm, gpt = r[1].history, r[5].history
+    epochs = min(len(lstm), len(gpt))
+    per_epoch = [float(lstm["valid_ppl"].iloc[i]) < float(gpt["valid_ppl"].iloc[i]) for i in range(epochs)]
+    lstm_wins = sum(per_epoch) > epochs / 2
+    winner = "LSTM" if lstm_wins else "GPT"
+    out.append({"id": "gpt_vs_lstm_per_epoch", "winner": winner,
+                "statement": f"Per epoch, the {winner} (Adam, 1 layer) has the lower validation perplexity after most "
+                             "epochs (experiments 1 and 5).", "holds": sum(per_epoch) != epochs / 2,
+                "evidence": {"LSTM valid ppl": [round(float(v), 2) for v in lstm["valid_ppl"]],
+                             "GPT valid ppl": [round(float(v), 2) for v in gpt["valid_ppl"]]}})
+    budget = min(r[1].total_seconds, r[5].total_seconds)
+    at = {"LSTM": _best_so_far_at(lstm, budget), "GPT": _best_so_far_at(gpt, budget)}
+    winner = min(at, key=at.get)
+    out.append({"id": "gpt_vs_lstm_per_second", "winner": winner,
+                "statement": f"Per wall-clock second, the {winner} (Adam, 1 layer) reaches the lower validation "
+                             f"perplexity within the time the faster run took ({budget:.0f} s).",
+                "holds": at["LSTM"] != at["GPT"],
+                "evidence": {k: f"best valid ppl within {budget:.0f} s: {v:.1f}" for k, v in at.items()}
+                | {"seconds per epoch": {"LSTM": r[1].seconds_per_epoch, "GPT": r[5].seconds_per_epoch}}})
+    depth = {"LSTM": (2, 9, 10), "GPT": (6, 11, 12)}
+    spe = {k: [r[n].seconds_per_epoch for n in ns] for k, ns in depth.items()}
+    out.append({"id": "deeper_costs_time", "statement": "Deeper models take more time per epoch: 2 and 4 layers take "
+                "longer than 1 (AdamW; experiments 2, 9, 10 and 6, 11, 12).",
+                "holds": all(v[0] < v[1] and v[0] < v[2] for v in spe.values()),
+                "evidence": {k: "s/epoch for 1, 2, 4 layers: " + ", ".join(f"{x:.2f}" for x in v) for k, v in spe.items()}})
+
+    def memory(n):
+        return r[n].cpu_max_rss_mib if r[n].memory_kind in ("cpu_rss", "cpu_max_rss") else r[n].memory_mib
+
+    mem = {k: [memory(n) for n in ns] for k, ns in depth.items()}
+    out.append({"id": "deeper_costs_memory", "statement": "Deeper models use more memory: the peak grows from 1 to 2 "
+                "to 4 layers (AdamW; experiments 2, 9, 10 and 6, 11, 12).",
+                "holds": all(None not in v and v[0] < v[1] < v[2] for v in mem.values()),
+                "evidence": {k: "peak MiB for 1, 2, 4 layers: " + ", ".join(f"{x:.1f}" if x is not None else "?" for x in v)
+                             for k, v in mem.items()}})
+    h = r[5].history
+    b = int(pd.to_numeric(h["valid_ppl"]).idxmin())
+    train = pd.to_numeric(h["train_ppl"]).tolist()
+    overfits = b < len(h) - 1 and float(h["valid_ppl"].iloc[-1]) > float(h["valid_ppl"].iloc[b]) \
+        and all(x > y for x, y in zip(train[b:], train[b + 1:]))
+    out.append({"id": "gpt_overfits", "statement": "GPT-Adam-1L overfits: after its best epoch its validation "
+                "perplexity rises while its training perplexity keeps falling.", "holds": overfits,
+                "evidence": {"best epoch": int(h["epoch"].iloc[b]), "train ppl": [round(x, 2) for x in train],
+                             "valid ppl": [round(float(v), 2) for v in h["valid_ppl"]]}})
+    return json_safe(out)
 
 
 def load_recorded(data: Mapping | None = None) -> dict[int, RunResult]:
@@ -1285,8 +1531,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="experiment number(s), 1-12, as in the handout")
     which.add_argument("--all", action="store_true", help="all 12 experiments (finished ones are skipped)")
     which.add_argument("--list", action="store_true", help="list the configurations and their status")
-    parser.add_argument("--fast", action="store_true",
-                        help="tiny runs for checks, seconds on a CPU (also on with COURSE_FAST=1)")
+    parser.add_argument("--scale", choices=SCALES, default=None,
+                        help="fast (seconds, checks), laptop (all 12 in about half an hour on a 2-core CPU) or full "
+                             "(the handout's settings, for a GPU); default: COURSE_SCALE, else fast with "
+                             "COURSE_FAST=1, else full with CUDA and laptop without")
+    parser.add_argument("--fast", action="store_true", help="same as --scale fast")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 10, the handout's)")
     parser.add_argument("--log-dir", default=None,
                         help="folder of the runs' logs (default: $COURSE_RUNS_DIR/gpt_attention or the user cache)")
@@ -1296,9 +1545,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: 2 on CUDA, else 0)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="start over (previous logs are moved aside, not deleted)")
-    parser.add_argument("--record", metavar="PATH", default=None,
-                        help="pack the finished logs of the 12 full-size runs into PATH (e.g. course_solutions/recorded/gpt_attention.json)")
+    parser.add_argument("--record", metavar="PATH", nargs="?", const="", default=None,
+                        help="pack the finished logs of the 12 runs at --scale into PATH, with the conclusions they "
+                             "show (no PATH: course_solutions/recorded/gpt_attention.json for full, "
+                             "gpt_attention-laptop.json for laptop)")
     parser.add_argument("--note", default=None, help="a note stored in the --record JSON")
+    parser.add_argument("--elapsed", type=float, default=None, metavar="SECONDS",
+                        help="with --record: the measured total time of the 12 runs (default: the sum of their "
+                             "setup and training times from the logs)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="tqdm progress bars (default: on)")
     return parser
@@ -1307,19 +1561,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict[int, RunResult]:
     args = build_parser().parse_args(argv)
     log_dir = Path(args.log_dir) if args.log_dir else default_log_dir()
-    fast = args.fast or fast_mode()
+    level = "fast" if args.fast else (args.scale or current_scale())
+    fast = level == "fast"
     if args.list:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(experiments(log_dir, fast=fast).to_string(index=False))
-        print(f"logs: {log_dir / 'fast' if fast else log_dir}")
+            print(experiments(log_dir, scale=level).to_string(index=False))
+        print(f"logs: {log_dir if level == 'full' else log_dir / level}")
         return {}
     numbers = list(CONFIGS) if args.all else (args.config or [])
-    if not numbers and not args.record:
+    if not numbers and args.record is None:
         build_parser().error("say which runs: --config N, --all, or --list (or --record to pack finished logs)")
     results: dict[int, RunResult] = {}
     for n in numbers:
-        config = CONFIGS[n].replace(fast=fast, device=args.device, amp=args.amp, compile=args.compile,
-                                    num_workers=args.num_workers)
+        config = CONFIGS[n].replace(fast=fast, scale=level, device=args.device, amp=args.amp,
+                                    compile=args.compile, num_workers=args.num_workers)
         if args.epochs is not None:
             config = config.replace(epochs=args.epochs)
         results[n] = run(config, progress=args.progress, log_dir=log_dir, resume=args.resume,
@@ -1329,11 +1584,15 @@ def main(argv: Sequence[str] | None = None) -> dict[int, RunResult]:
 
         print(to_markdown_table(results_table(results), precision=2), flush=True)
         print(f"logs: {run_dir(next(iter(results.values())).config, log_dir).parent}", flush=True)
-    if args.record:
+    if args.record is not None:
         if fast:
             build_parser().error("fast-mode runs cannot be recorded as results (drop --fast)")
-        path = record_results(load_runs(log_dir, fast=False), args.record, note=args.note)
-        print(f"recorded {path}", flush=True)
+        path = record_results(load_runs(log_dir, scale=level), args.record or None, note=args.note,
+                              scale=level, elapsed_seconds=args.elapsed)
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        for c in data["conclusions"]:
+            print(f"[{'holds' if c['holds'] else 'DOES NOT HOLD'}] {c['statement']}", flush=True)
+        print(f"recorded {path} ({level} scale, {data['total_minutes']:.1f} minutes)", flush=True)
     return results
 
 
