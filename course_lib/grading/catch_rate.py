@@ -39,7 +39,7 @@ from .examples import Example, apply_edits, load_examples, solution_notebook
 DEFAULT_TIMEOUT = 120.0  # seconds per cell, as `course check`
 WRONG_PREFIX = "wrong_"
 
-__all__ = ["Verdict", "CatchRate", "measure", "format_catch_rate", "wrong_examples"]
+__all__ = ["Verdict", "CatchRate", "measure", "format_catch_rate", "wrong_examples", "assignments_with_examples"]
 
 
 @dataclass
