@@ -26,3 +26,146 @@ def test_load_recorded(monkeypatch, tmp_path):
 
 def test_the_full_rnn_lm_run_is_recorded():
     assert load_recorded("rnn_lm")["best_dev_ppl"] > 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# The recorded laptop runs: the conclusions they list hold in their own numbers (recomputed here from
+# the per-epoch histories, independently of course_lib's code), and the whole assignment fits the
+# laptop budget of 60 minutes.
+
+LAPTOP_BUDGET_MINUTES = 60
+
+
+def _min(values):
+    return min(float(v) for v in values)
+
+
+def test_rnn_lm_laptop_recording_shows_its_conclusions():
+    data = load_recorded("rnn_lm", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "rnn_lm"
+    runs = data["runs"]
+    assert list(runs) == ["Q1", "Q2", "Q3"]
+    expected_models = {"Q1": ("rnn", 256, 0.0, 1.0), "Q2": ("lstm", 256, 0.0, 1.0), "Q3": ("lstm", 256, 0.3, 0.7)}
+    for key, run in runs.items():
+        c = run["config"]
+        assert (c["model_type"], c["hidden_size"], c["dropout"], c["temperature"]) == expected_models[key]
+        assert run["scale"] == c["scale"] == "laptop" and c["max_lines"] == data["scale_settings"]["max_lines"]
+        dev = [h["dev_ppl"] for h in run["history"]]
+        assert [h["epoch"] for h in run["history"]] == list(range(1, c["epochs"] + 1))
+        assert run["best_dev_ppl"] == pytest.approx(min(dev))
+        assert run["best_epoch"] == 1 + dev.index(min(dev))
+        assert run["samples"] and run["seconds"] > 0 and run["tokens_per_second"] > 0 and run["peak_memory_mib"] > 0
+    # the budget: the three trainings of the notebook, measured end to end
+    seconds = sum(run["seconds"] for run in runs.values())
+    assert seconds <= data["total_seconds"] < LAPTOP_BUDGET_MINUTES * 60
+    assert data["total_minutes"] == pytest.approx(data["total_seconds"] / 60)
+
+    def dev(key):
+        return [h["dev_ppl"] for h in runs[key]["history"]]
+
+    def levels_off(d):  # the last third of the epochs brings < 10 % of the total drop from epoch 1
+        cut = len(d) - len(d) // 3
+        return (_min(d[:cut]) - _min(d)) < 0.1 * (d[0] - _min(d))
+
+    recomputed = {
+        "dev_ppl_falls": all(_min(dev(k)) < 0.6 * dev(k)[0] for k in runs),
+        "dev_ppl_levels_off": all(levels_off(dev(k)) for k in runs),
+        "lstm_beats_rnn": _min(dev("Q2")) < _min(dev("Q1")),
+    }
+    listed = {c["id"]: c["holds"] for c in data["conclusions"]}
+    assert set(listed) == set(recomputed) | {"samples_improve"}
+    for key, holds in recomputed.items():
+        assert holds, f"the recorded rnn_lm laptop run does not show {key}"
+        assert listed[key] is True
+
+
+def test_rnn_lm_laptop_samples_improve():
+    """Q1's late samples hold more real words (words of Tiny Shakespeare) than its early ones."""
+    import re
+
+    from course_lib.data import DataError, fetch_text
+
+    data = load_recorded("rnn_lm", "laptop")
+    try:
+        words = {w.lower() for w in re.findall(r"[A-Za-z]+", fetch_text("tinyshakespeare"))}
+    except DataError as err:  # no mirror, no cache and no network
+        pytest.skip(f"Tiny Shakespeare is not available: {err}")
+    samples = data["runs"]["Q1"]["samples"]
+    assert [s["epoch"] for s in samples] == list(range(2, 21, 2))
+
+    def share(part):
+        found = [w.lower() for s in part for w in re.findall(r"[A-Za-z]+", s["text"])]
+        per_sample = []
+        for s in part:
+            ws = [w.lower() for w in re.findall(r"[A-Za-z]+", s["text"])]
+            if ws:
+                per_sample.append(sum(w in words for w in ws) / len(ws))
+        assert found
+        return sum(per_sample) / len(per_sample)
+
+    k = max(1, len(samples) // 4)
+    assert share(samples[-k:]) > share(samples[:k])
+    assert {c["id"]: c["holds"] for c in data["conclusions"]}["samples_improve"] is True
+
+
+def test_gpt_attention_laptop_recording_shows_its_conclusions():
+    data = load_recorded("gpt_attention", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "gpt_attention" and data["complete"]
+    runs = {r["number"]: r for r in data["runs"]}
+    assert sorted(runs) == list(range(1, 13))
+    for n, run in runs.items():
+        c = run["config"]
+        assert c["scale"] == "laptop" and not c["fast"]
+        assert {k: c[k] for k in data["scale_settings"]} == data["scale_settings"]
+        valid = [h["valid_ppl"] for h in run["history"]]
+        assert len(valid) == c["epochs"] and run["best_valid_ppl"] == pytest.approx(min(valid))
+        assert all(h["tokens_per_second"] > 0 and h["peak_memory_mib"] > 0 for h in run["history"])
+    # the budget: every run's setup and training, or the measured end-to-end time, under 60 minutes
+    summed = sum(r["setup_seconds"] + r["history"][-1]["wall_clock_seconds"] for r in runs.values())
+    assert summed == pytest.approx(data["runs_seconds"])
+    assert summed <= data["total_seconds"] * 1.001 and data["total_minutes"] < LAPTOP_BUDGET_MINUTES
+
+    def best(n):
+        return _min(h["valid_ppl"] for h in runs[n]["history"])
+
+    def seconds_per_epoch(n):
+        h = runs[n]["history"]
+        return sum(x["epoch_seconds"] for x in h) / len(h)
+
+    def peak_memory(n):
+        return max(x["cpu_max_rss_mib"] for x in runs[n]["history"])
+
+    lstm1, gpt1 = runs[1]["history"], runs[5]["history"]
+    budget = min(lstm1[-1]["wall_clock_seconds"], gpt1[-1]["wall_clock_seconds"])
+
+    def best_within(h):
+        return _min(x["valid_ppl"] for x in h if x["wall_clock_seconds"] <= budget + 1e-9)
+
+    lstm_epochs_won = sum(a["valid_ppl"] < b["valid_ppl"] for a, b in zip(lstm1, gpt1))
+    gpt5 = runs[5]["history"]
+    b = min(range(len(gpt5)), key=lambda i: gpt5[i]["valid_ppl"])
+    recomputed = {
+        "adaptive_beats_sgd": all(min(best(c), best(d)) >= 5 * max(best(a), best(b_))
+                                  for a, b_, c, d in ((1, 2, 3, 4), (5, 6, 7, 8))),
+        "momentum_beats_sgd": best(4) < best(3) and best(8) < best(7),
+        "adamw_close_to_adam": abs(best(2) / best(1) - 1) < 0.05 and abs(best(6) / best(5) - 1) < 0.05,
+        "gpt_vs_lstm_per_epoch": ("LSTM" if lstm_epochs_won > len(lstm1) / 2 else "GPT"),
+        "gpt_vs_lstm_per_second": ("LSTM" if best_within(lstm1) < best_within(gpt1) else "GPT"),
+        "deeper_costs_time": all(seconds_per_epoch(one) < seconds_per_epoch(two) and
+                                 seconds_per_epoch(one) < seconds_per_epoch(four)
+                                 for one, two, four in ((2, 9, 10), (6, 11, 12))),
+        "deeper_costs_memory": all(peak_memory(one) < peak_memory(two) < peak_memory(four)
+                                   for one, two, four in ((2, 9, 10), (6, 11, 12))),
+        "gpt_overfits": (b < len(gpt5) - 1 and gpt5[-1]["valid_ppl"] > gpt5[b]["valid_ppl"]
+                         and all(x["train_ppl"] > y["train_ppl"] for x, y in zip(gpt5[b:], gpt5[b + 1:]))),
+    }
+    listed = {c["id"]: c for c in data["conclusions"]}
+    assert set(listed) == set(recomputed)
+    for key, value in recomputed.items():
+        if key.startswith("gpt_vs_lstm"):  # which model wins is what the record states, and must be right
+            assert listed[key]["winner"] == value and listed[key]["holds"] is True, key
+        else:  # every conclusion listed as holding holds in the numbers; the others are listed as not holding
+            assert listed[key]["holds"] is value, key
+    # the conclusions Problem 3's questions rely on most must hold at the laptop scale
+    for key in ("adaptive_beats_sgd", "momentum_beats_sgd", "deeper_costs_time"):
+        assert recomputed[key], f"the recorded gpt_attention laptop run does not show {key}"

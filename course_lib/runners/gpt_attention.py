@@ -1525,6 +1525,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m course_lib.runners.{ASSIGNMENT}",
         description="Train the 12 LSTM / GPT configurations of Problem 3 on WikiText-2 (the handout's run_exp.py).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""scales (--scale, else COURSE_SCALE, else fast with COURSE_FAST=1, else full with CUDA, laptop without):
+  fast    seconds on a CPU, a check of the code (never recorded as results)
+  laptop  all 12 on a 2-core CPU in about 20 minutes: narrower models, 64-token sequences, a slice of
+          the data, the 4,094 most frequent words, 6 epochs; logs under <log-dir>/laptop/
+  full    the handout's settings (10 epochs, batch 16 x 256 tokens, embedding 768), for a GPU
+
+recording the reference runs (instructor material, needs course_solutions):
+  full scale, on a GPU:
+    python -m course_lib.runners.gpt_attention --all --scale full
+    python -m course_lib.runners.gpt_attention --scale full --record course_solutions/recorded/gpt_attention.json
+  laptop scale, one process per configuration (so that the peak memory compares them):
+    for n in $(seq 12); do python -m course_lib.runners.gpt_attention --scale laptop --config $n; done
+    python -m course_lib.runners.gpt_attention --scale laptop --record course_solutions/recorded/gpt_attention-laptop.json
+--record checks the conclusions the runs show and stores them with the runs.""",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--config", type=int, nargs="+", choices=sorted(CONFIGS), metavar="N",
