@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import re
@@ -37,7 +36,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-EXPERIMENT_TAG = "experiment"
+# nbgrader's cell rules (is_grade, is_solution, is_locked, compute_checksum), from a module that
+# needs no nbgrader: checking a notebook does not need the grading tools installed.
+from .grading.cells import compute_checksum, is_answer_cell, is_experiment, is_locked
+from .grading.cells import grade_id as _grade_id
+from .grading.cells import is_solution, is_test_cell, is_written_answer
+from .grading.cells import nbgrader as _nbg
+from .grading.cells import points as _points
+
 DEFAULT_TIMEOUT = 120.0  # seconds per cell (fast-mode cells take seconds)
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 NOT_IMPLEMENTED_RE = re.compile(r"^[ \t]*raise[ \t]+NotImplementedError\b", re.M)
@@ -58,80 +64,6 @@ __all__ = ["compute_checksum", "check_notebook", "format_report", "main", "Noteb
 
 class NotebookUnreadable(Exception):
     """The file is missing or is not a Jupyter notebook; the message says what to do."""
-
-
-# ----------------------------------------------------------------------------- nbgrader metadata
-# The same rules as nbgrader.utils (is_grade, is_solution, is_locked, compute_checksum), repeated
-# here so that checking a notebook does not need nbgrader installed. A test compares them.
-def _nbg(cell) -> dict:
-    meta = cell.get("metadata", {}) or {}
-    nbg = meta.get("nbgrader")
-    return nbg if isinstance(nbg, dict) else {}
-
-
-def _has_nbg(cell) -> bool:
-    return "nbgrader" in (cell.get("metadata", {}) or {})
-
-
-def is_grade(cell):
-    return _nbg(cell).get("grade", False) if _has_nbg(cell) else False
-
-
-def is_solution(cell):
-    return _nbg(cell).get("solution", False) if _has_nbg(cell) else False
-
-
-def is_locked(cell):
-    if not _has_nbg(cell) or is_solution(cell):
-        return False
-    if is_grade(cell):
-        return True
-    return _nbg(cell).get("locked", False)
-
-
-def compute_checksum(cell) -> str:
-    """nbgrader's checksum of a cell (source, type, flags, grade_id and points), as nbgrader computes it."""
-    m = hashlib.md5(usedforsecurity=False)
-    m.update(cell.source.encode("utf-8"))
-    m.update(cell.cell_type.encode("utf-8"))
-    m.update(str(is_grade(cell)).encode("utf-8"))
-    m.update(str(is_solution(cell)).encode("utf-8"))
-    m.update(str(is_locked(cell)).encode("utf-8"))
-    m.update(_nbg(cell)["grade_id"].encode("utf-8"))
-    if is_grade(cell):
-        m.update(str(float(_nbg(cell)["points"])).encode("utf-8"))
-    return m.hexdigest()
-
-
-def is_test_cell(cell) -> bool:
-    return cell.get("cell_type") == "code" and bool(is_grade(cell)) and not is_solution(cell)
-
-
-def is_written_answer(cell) -> bool:
-    return cell.get("cell_type") == "markdown" and bool(is_grade(cell)) and bool(is_solution(cell))
-
-
-def is_answer_cell(cell) -> bool:
-    """An autograded code answer: a solution cell the tests call."""
-    return cell.get("cell_type") == "code" and bool(is_solution(cell)) and not is_grade(cell)
-
-
-def is_experiment(cell) -> bool:
-    """A code cell tagged ``experiment`` (a training run) that is not part of grading."""
-    if cell.get("cell_type") != "code" or is_grade(cell) or is_solution(cell) or is_locked(cell):
-        return False
-    return EXPERIMENT_TAG in ((cell.get("metadata", {}) or {}).get("tags") or [])
-
-
-def _grade_id(cell) -> str:
-    return str(_nbg(cell).get("grade_id", "") or "")
-
-
-def _points(cell) -> float:
-    try:
-        return float(_nbg(cell).get("points", 0) or 0)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _pts(x: float) -> str:

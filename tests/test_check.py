@@ -21,8 +21,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from course_lib import check
+from course_lib.grading import cells
 from course_lib.grading import cli
-from course_lib.grading.contract import check_notebook
+from course_lib.grading.contract import validate_source
 
 from conftest import REPO, make_toy_notebook
 
@@ -104,7 +105,7 @@ def rnn_lm_runs(rnn_lm_release):
                    "after": (_fingerprint(paths[k]), _folder_listing(paths[k].parent))}
         assert out.strip().startswith("{"), f"{k}: no JSON on stdout (exit {proc.returncode}):\n{out}\n{err}"
         runs[k]["data"] = json.loads(out)
-    return {"runs": runs, "release": release_nb, "examples": examples, "spec": check_notebook(SOURCE)}
+    return {"runs": runs, "release": release_nb, "examples": examples, "spec": validate_source(SOURCE)}
 
 
 # ---------------------------------------------------------------- rnn_lm end to end
@@ -205,9 +206,28 @@ def test_checksum_is_nbgrader_s(rnn_lm_release):
         assert check.compute_checksum(cell) == nbgrader_checksum(cell) == cell.metadata.nbgrader.checksum
         edited = copy.deepcopy(cell)
         edited.source += "\n# edited"
-        if check.is_grade(edited):
+        if cells.is_grade(edited):
             edited.metadata.nbgrader["points"] = 7
         assert check.compute_checksum(edited) == nbgrader_checksum(edited) != cell.metadata.nbgrader.checksum
+
+
+def test_cell_rules_are_nbgrader_s(rnn_lm_release):
+    """course_lib.grading.cells repeats nbgrader.utils' flags, on the release and on every mix of flags."""
+    from nbgrader import utils
+
+    nb = nbformat.read(rnn_lm_release[1], as_version=4)
+    variants = list(nb.cells)
+    for cell_type in ("code", "markdown"):
+        for grade in (False, True):
+            for solution in (False, True):
+                for locked in (False, True):
+                    flags = {"grade": grade, "solution": solution, "locked": locked, "grade_id": "x"}
+                    variants.append(nbformat.from_dict({"cell_type": cell_type, "source": "", "metadata": {"nbgrader": flags}}))
+    variants.append(nbformat.from_dict({"cell_type": "code", "source": "", "metadata": {}}))
+    for cell in variants:
+        assert bool(cells.is_grade(cell)) == bool(utils.is_grade(cell))
+        assert bool(cells.is_solution(cell)) == bool(utils.is_solution(cell))
+        assert bool(cells.is_locked(cell)) == bool(utils.is_locked(cell))
 
 
 # ---------------------------------------------------------------- small notebooks
@@ -287,3 +307,12 @@ def test_analyse_marks_cells_the_kernel_never_reached_as_not_run():
 def test_module_does_not_import_nbgrader():
     code = "import sys, course_lib.check; sys.exit(1 if any(m.startswith('nbgrader') for m in sys.modules) else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_cell_rules_import_nothing_heavy():
+    """course_lib.grading.cells (which check uses) imports neither nbformat, nbgrader, pandas nor torch."""
+    heavy = ("nbgrader", "nbformat", "nbconvert", "pandas", "torch", "traitlets")
+    code = ("import sys, course_lib.grading.cells; "
+            f"bad = [m for m in sys.modules if m.split('.')[0] in {heavy!r}]; print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

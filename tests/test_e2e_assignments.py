@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.contract import check_notebook
+from course_lib.grading.contract import validate_source
 from course_lib.grading.course import get_assignment, list_assignments
 from course_lib.grading.examples import load_examples
 
@@ -36,7 +36,7 @@ def test_every_example_submission_gets_its_expected_score(name, tmp_path):
     assert by_id.loc["solution", "auto_score"] == by_id.loc["solution", "auto_max"] > 0
     assert by_id.loc["blank", "auto_score"] == 0
     a = get_assignment(name)
-    spec = check_notebook(a.notebook)
+    spec = validate_source(a.notebook)
     kinds = {ex.student_id: ex.kind for ex in load_examples(a.source_dir / "examples.toml", spec)}
     assert set(kinds) == set(by_id.index)
     correct = [s for s, kind in kinds.items() if kind == "variant"]

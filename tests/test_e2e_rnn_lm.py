@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.contract import check_notebook
+from course_lib.grading.contract import validate_source
 from course_lib.grading.examples import load_examples
 
 from conftest import REPO
@@ -35,7 +35,7 @@ def graded(tmp_path_factory):
     out = work / "graded" / NAME
     grades = pd.read_csv(out / "grades.csv", dtype={"student_id": str}, keep_default_na=False,
                          na_values={"score": [""]})
-    spec = check_notebook(SOURCE)
+    spec = validate_source(SOURCE)
     examples = [(ex, ex.expected_auto(spec)) for ex in load_examples(REPO / "notebooks" / NAME / "examples.toml", spec)]
     release_nb = work / "release" / NAME / f"{NAME}.ipynb"
     return code, buf.getvalue(), release_nb, examples, grades, out
@@ -47,14 +47,14 @@ def test_release_contains_no_solutions(graded):
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
     files = {p.name for p in release_nb.parent.rglob("*") if p.is_file()}
     assert f"{NAME}.py" not in files and "examples.toml" not in files
-    spec = check_notebook(SOURCE)
+    spec = validate_source(SOURCE)
     nb = nbformat.read(release_nb, as_version=4)
     released_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
     assert {c.grade_id for c in spec.graded()} <= released_ids
 
 
 def test_examples_cover_solution_blank_correct_and_wrong_versions():
-    spec = check_notebook(SOURCE)
+    spec = validate_source(SOURCE)
     examples = load_examples(REPO / "notebooks" / NAME / "examples.toml", spec)
     kinds = [e.kind for e in examples]
     assert kinds.count("solution") == 1 and kinds.count("blank") == 1
@@ -63,7 +63,7 @@ def test_examples_cover_solution_blank_correct_and_wrong_versions():
 
 def test_each_example_gets_exactly_its_expected_score(graded):
     _, _, _, examples, grades, _ = graded
-    spec = check_notebook(SOURCE)
+    spec = validate_source(SOURCE)
     test_ids = {t.grade_id for t in spec.tests}
     for ex, expected in examples:
         mine = grades[(grades.student_id == ex.student_id) & grades.question.isin(test_ids)]
@@ -79,7 +79,7 @@ def test_each_example_gets_exactly_its_expected_score(graded):
 
 def test_gradebook_files_and_feedback(graded):
     _, _, _, examples, grades, out = graded
-    spec = check_notebook(SOURCE)
+    spec = validate_source(SOURCE)
     ids = {ex.student_id for ex, _ in examples}
     assert set(grades.student_id) == ids
     assert len(grades) == len(ids) * len(spec.graded())

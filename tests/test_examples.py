@@ -9,7 +9,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from course_lib.grading.contract import check_notebook
+from course_lib.grading.contract import validate_source
 from course_lib.grading.course import GradingError
 from course_lib.grading.examples import apply_edits, load_examples, solution_notebook
 
@@ -18,7 +18,7 @@ VARIANT = ('[[submission]]\nstudent_id = "alt_sum"\nkind = "variant"\ndescriptio
 
 
 def _spec(root):
-    return check_notebook(root / "notebooks" / "toy" / "toy.ipynb")
+    return validate_source(root / "notebooks" / "toy" / "toy.ipynb")
 
 
 def _write(root, text):

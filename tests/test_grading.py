@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.contract import ContractError, check_notebook, parse_notebook
+from course_lib.grading.contract import ContractError, validate_source, parse_notebook
 from course_lib.grading.course import GRADES_COLUMNS, Workspace, list_assignments, get_assignment
 from course_lib.grading.examples import build_examples
 
@@ -24,7 +24,7 @@ from conftest import REPO, make_toy_course, make_toy_notebook, nbmeta
 
 # ---------------------------------------------------------------- contract
 def test_contract_accepts_the_toy_notebook():
-    spec = check_notebook(make_toy_notebook())
+    spec = validate_source(make_toy_notebook())
     assert [c.grade_id for c in spec.tests] == ["test_add", "test_add_negative"]
     assert spec.auto_points == 3 and spec.manual_points == 3
     assert spec.target_of("test_add_negative") == "add"
@@ -43,12 +43,12 @@ def test_contract_rejects_broken_metadata(breakage, message):
     nb = make_toy_notebook()
     breakage(nb)
     with pytest.raises(ContractError, match=message):
-        check_notebook(nb)
+        validate_source(nb)
 
 
 @pytest.mark.parametrize("name", list_assignments(REPO))
 def test_every_course_notebook_keeps_the_contract(name):
-    spec = check_notebook(REPO / "notebooks" / name / f"{name}.ipynb")
+    spec = validate_source(REPO / "notebooks" / name / f"{name}.ipynb")
     assert spec.tests and spec.auto_points > 0
 
 

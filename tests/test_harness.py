@@ -23,7 +23,7 @@ from torch import nn
 
 from course_lib.grading import harness
 from course_lib.grading.checks import CheckFailed
-from course_lib.grading.contract import ContractError, check_notebook, harness_problem
+from course_lib.grading.contract import ContractError, validate_source, harness_problem
 from course_lib.grading.execute import restore_test_order
 from course_lib.grading.harness import (
     RECORD_ENV,
@@ -35,7 +35,7 @@ from course_lib.grading.harness import (
     record_path,
     to_data,
 )
-from course_lib.grading.verify import verify
+from course_lib.grading.replay import replay_tests
 
 from conftest import make_toy_notebook
 
@@ -350,7 +350,7 @@ class Graded:
         torch.save(payload, self.records / f"{test_id}.pt")
 
     def verify(self) -> dict:
-        return verify(self.src_path, self.exec_path, self.records)
+        return replay_tests(self.src_path, self.exec_path, self.records)
 
 
 def test_replay_passes_a_correct_record(tmp_path, monkeypatch):
@@ -765,11 +765,11 @@ def test_harness_problem_finds_student_code_in_a_top_level_assignment():
     assert harness_problem(source, "test_add") is not None
 
 
-def test_check_notebook_reports_the_harness_problem():
+def test_validate_source_reports_the_harness_problem():
     nb = make_toy_notebook()
     nb.cells[3].source += "\nadd(5, 6)"
     with pytest.raises(ContractError) as info:
-        check_notebook(nb)
+        validate_source(nb)
     msg = str(info.value)
     assert "cell 3 (test_add): line " in msg and "top level may hold only" in msg
     assert "test_add_negative" not in msg  # only the broken cell is reported
@@ -777,7 +777,7 @@ def test_check_notebook_reports_the_harness_problem():
     nb = make_toy_notebook()
     nb.cells[4].source = nb.cells[4].source.replace('grade("test_add_negative"', 'grade("test_add"')
     with pytest.raises(ContractError, match=r"cell 4 \(test_add_negative\): grade\(\.\.\.\) must name"):
-        check_notebook(nb)
+        validate_source(nb)
 
 
 # =============================================================================== restore_test_order

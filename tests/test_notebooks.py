@@ -9,7 +9,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course_lib.grading.contract import check_notebook, shape_comment_problems
+from course_lib.grading.contract import validate_source, shape_comment_problems
 from course_lib.grading.course import list_assignments
 
 from conftest import REPO
@@ -43,7 +43,7 @@ def test_source_notebook_is_clean(name):
     for c in nb.cells:
         if c.cell_type == "code":
             assert not c.get("outputs"), "commit notebooks with outputs stripped"
-    check_notebook(nb)
+    validate_source(nb)
 
 
 # ---------------------------------------------------------------- lesson style: shape comments
@@ -100,7 +100,7 @@ def test_every_test_cell_fails_for_a_plausible_wrong_solution(name):
     the variants together rewrite every solution cell. The end-to-end tests grade them all."""
     from course_lib.grading.examples import load_examples
 
-    spec = check_notebook(REPO / "notebooks" / name / f"{name}.ipynb")
+    spec = validate_source(REPO / "notebooks" / name / f"{name}.ipynb")
     examples = load_examples(REPO / "notebooks" / name / "examples.toml", spec)
     lost = {t for ex in examples if ex.kind == "mutant" and ex.student_id.startswith("wrong_") for t in ex.loses}
     assert sorted({t.grade_id for t in spec.tests} - lost) == [], "test cells no wrong_* example fails"

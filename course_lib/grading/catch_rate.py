@@ -32,7 +32,8 @@ from pathlib import Path
 import nbformat
 
 from .. import check as student_check
-from .contract import check_notebook
+from .cells import grade_id, is_experiment, is_test_cell
+from .contract import validate_source
 from .course import Workspace, get_assignment
 from .examples import Example, apply_edits, load_examples, solution_notebook
 
@@ -88,12 +89,8 @@ def wrong_examples(name: str, root: Path | None = None) -> list[Example]:
     path = a.source_dir / "examples.toml"
     if not path.is_file():
         return []
-    spec = check_notebook(a.notebook)
+    spec = validate_source(a.notebook)
     return [ex for ex in load_examples(path, spec) if ex.kind == "mutant" and ex.student_id.startswith(WRONG_PREFIX)]
-
-
-def _gid(cell) -> str:
-    return str(((cell.get("metadata", {}) or {}).get("nbgrader", {}) or {}).get("grade_id", "") or "")
 
 
 class _Kernel:
@@ -185,8 +182,8 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
         nb = solution_notebook(source_nb, release_nb)
         reference = [c.source for c in nb.cells]
         code = [i for i, c in enumerate(nb.cells)
-                if c.cell_type == "code" and not student_check.is_experiment(c)]
-        tests = [i for i in code if student_check.is_test_cell(nb.cells[i])]
+                if c.cell_type == "code" and not is_experiment(c)]
+        tests = [i for i in code if is_test_cell(nb.cells[i])]
         code = [i for i in code if i <= max(tests, default=-1)]  # nothing after the last test cell matters
 
         # each example: its edited sources (by cell index) and the first code cell it changes
@@ -206,7 +203,7 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
                 for i in code:
                     why = kernel.run(i, reference[i])
                     if i in tests and why and not verdicts:
-                        baseline[_gid(nb.cells[i])] = why
+                        baseline[grade_id(nb.cells[i])] = why
                 died = False
                 while todo:
                     first, ex, changed = todo.pop(0)
@@ -221,8 +218,8 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
                                       - _bound(reference[i] for i in code if i < first))
                         for i in (i for i in code if i >= first):
                             why = kernel.run(i, changed.get(i, reference[i]))
-                            if i in tests and why and _gid(nb.cells[i]) not in baseline:
-                                v.failed[_gid(nb.cells[i])] = why
+                            if i in tests and why and grade_id(nb.cells[i]) not in baseline:
+                                v.failed[grade_id(nb.cells[i])] = why
                     except Exception as exc:  # noqa: BLE001 - DeadKernelError and the like
                         v.failed.setdefault("(kernel)", f"{type(exc).__name__}: the kernel stopped ({exc})"[:200])
                         died = True

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .contract import ContractError, check_notebook
+from .contract import ContractError, validate_source
 from .sandbox import GIB, MIB, Limits
 from .course import DASK_CONNECT_TIMEOUT, DEFAULT_CELL_TIMEOUT, GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
 
@@ -80,7 +80,7 @@ def cmd_lint(args) -> int:
     bad = 0
     for n in _names(args):
         try:
-            spec = check_notebook(get_assignment(n).notebook)
+            spec = validate_source(get_assignment(n).notebook)
             check_shape_comments(get_assignment(n).notebook)  # lesson style: tensor shapes named
             print(f"{n}: ok ({len(spec.tests)} test cells, {spec.auto_points:g} auto points, "
                   f"{len(spec.written)} written answers, {spec.manual_points:g} manual points)")

@@ -1,6 +1,6 @@
 """The nbgrader metadata contract between an instructor notebook and the grader.
 
-Rules (``check_notebook`` enforces them, and a test runs it on every source notebook):
+Rules (``validate_source`` enforces them, and a test runs it on every source notebook):
 
 - An autograded *solution* cell (code, ``solution: true, grade: false``) defines the function,
   class or variable named by its ``grade_id``.
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from .cells import grade_id, is_answer_cell, is_grade, is_solution, points
 
 GRADE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -183,10 +185,7 @@ def parse_notebook(nb_or_path) -> NotebookSpec:
         path, nb = None, nb_or_path
     cells: list[GradedCell] = []
     for i, cell in enumerate(nb.cells):
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if not meta:
-            continue
-        solution, grade = bool(meta.get("solution")), bool(meta.get("grade"))
+        solution, grade = bool(is_solution(cell)), bool(is_grade(cell))
         if not (solution or grade):
             continue
         if solution and not grade:
@@ -198,14 +197,16 @@ def parse_notebook(nb_or_path) -> NotebookSpec:
         else:
             kind = "manual-code"
         defines = _defined_names(cell.source) if cell.cell_type == "code" else []
-        points = float(meta.get("points", 0) or 0) if grade else 0.0
-        problem = harness_problem(cell.source, str(meta.get("grade_id", ""))) if kind == "test" else None
-        cells.append(GradedCell(str(meta.get("grade_id", "")), kind, points, i, cell.cell_type, defines, problem))
+        gid = grade_id(cell)
+        problem = harness_problem(cell.source, gid) if kind == "test" else None
+        cells.append(GradedCell(gid, kind, points(cell) if grade else 0.0, i, cell.cell_type, defines, problem))
     return NotebookSpec(path, cells)
 
 
-def check_notebook(nb_or_path) -> NotebookSpec:
-    """Parse and validate; raises :class:`ContractError` listing every problem found."""
+def validate_source(nb_or_path) -> NotebookSpec:
+    """An instructor's source notebook, parsed and validated against the contract above.
+
+    Raises :class:`ContractError` listing every problem found."""
     spec = parse_notebook(nb_or_path)
     problems: list[str] = []
     seen: set[str] = set()
@@ -296,15 +297,14 @@ def shape_comment_problems(nb_or_path) -> list[str]:
     nb = nbformat.read(Path(nb_or_path), as_version=4) if isinstance(nb_or_path, (str, Path)) else nb_or_path
     problems = []
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader") or {}
-        if cell.cell_type != "code" or not meta.get("solution") or meta.get("grade"):
+        if not is_answer_cell(cell):
             continue
         source = cell.source
         try:
             tree = ast.parse(source)
             tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
         except (SyntaxError, tokenize.TokenError):
-            continue  # check_notebook reports cells that do not parse
+            continue  # validate_source reports cells that do not parse
         hidden = _solution_lines(source)
         comments = [(t.start[0], t.string) for t in tokens if t.type == tokenize.COMMENT]
         docstrings = []  # (first line, last line, text)
@@ -325,7 +325,7 @@ def shape_comment_problems(nb_or_path) -> list[str]:
                 if not any(has_shape_comment(t) for t in texts):
                     name = f"{parent.name}.{fn.name}" if isinstance(parent, ast.ClassDef) else fn.name
                     problems.append(
-                        f"{meta.get('grade_id', '?')}: {name} (line {fn.lineno}) takes or returns tensors but its "
+                        f"{grade_id(cell) or '?'}: {name} (line {fn.lineno}) takes or returns tensors but its "
                         "docstring and comments name no shapes where students see them (outside the solution): "
                         "add e.g. `(B, T)` with B batch, T time, W window, E embedding, H hidden, V vocabulary")
     return problems

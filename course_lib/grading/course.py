@@ -33,7 +33,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from .contract import NotebookSpec, check_notebook
+from .contract import NotebookSpec, validate_source
 from .sandbox import Limits
 
 ASSIGNMENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -112,7 +112,7 @@ class Assignment:
         return self.source_dir / f"{self.name}.ipynb"
 
     def spec(self) -> NotebookSpec:
-        return check_notebook(self.notebook)
+        return validate_source(self.notebook)
 
     def release_files(self) -> list[Path]:
         """Files copied to nbgrader's source folder: the notebook and public extras only."""

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-from .contract import NotebookSpec, check_notebook, strip_solution_markers
+from .cells import grade_id, is_solution
+from .contract import NotebookSpec, validate_source, strip_solution_markers
 from .course import GradingError, STUDENT_RE, get_assignment
 
 
@@ -77,7 +78,7 @@ def load_examples(path: Path, spec: NotebookSpec) -> list[Example]:
 
 
 def _by_grade_id(nb) -> dict[str, object]:
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+    return {grade_id(c): c for c in nb.cells if grade_id(c)}
 
 
 def solution_notebook(source_nb, release_nb):
@@ -85,9 +86,8 @@ def solution_notebook(source_nb, release_nb):
     nb = copy.deepcopy(release_nb)
     src = _by_grade_id(source_nb)
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution") and meta.get("grade_id") in src:
-            cell.source = strip_solution_markers(src[meta["grade_id"]].source)
+        if is_solution(cell) and grade_id(cell) in src:
+            cell.source = strip_solution_markers(src[grade_id(cell)].source)
     return nb
 
 
@@ -107,7 +107,7 @@ def apply_edits(nb, edits: list[dict], student_id: str):
 def build_examples(name: str, out: Path, *, release_notebook: Path, root: Path | None = None) -> list[tuple[Example, float]]:
     """Write every example submission of ``name`` to ``out``; returns (example, expected auto score)."""
     a = get_assignment(name, root)
-    spec = check_notebook(a.notebook)
+    spec = validate_source(a.notebook)
     examples_file = a.source_dir / "examples.toml"
     if not examples_file.is_file():
         raise GradingError(f"{name} has no example submissions ({examples_file} is missing)")

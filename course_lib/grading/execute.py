@@ -9,7 +9,7 @@
    the output a cell may produce. When a limit is hit, or the kernel dies (memory, ``os._exit``,
    a segfault), execution stops there: the cells that completed keep their results, and the
    report says which limit was hit in which cell.
-3. :mod:`course_lib.grading.verify` then checks the recorded values in a fresh process, and the
+3. :mod:`course_lib.grading.replay` then checks the recorded values in a fresh process, and the
    outputs of every test cell are replaced by its verdict: nothing for a pass, an error output with
    a safe message for a failure. nbgrader's ``SaveAutoGrades`` scores from those outputs.
 """
@@ -33,7 +33,7 @@ from traitlets import Bool, Dict, Enum, List, Unicode
 
 from nbgrader.preprocessors import Execute
 
-from .preprocessors import is_experiment
+from .cells import grade_id, is_experiment, is_test_cell
 from .sandbox import Cgroups, Limits, SandboxConfig, probe
 
 PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE")
@@ -84,8 +84,6 @@ class SandboxedExecute(Execute):
         # The kernel runs only each test's run() side: check() and the helpers only it uses (reference
         # implementations, expected values, hidden checks) never enter the student's process, nor
         # the notebook file in its working folder.
-        from .verify import is_test_cell
-
         originals = {i: c.source for i, c in enumerate(nb.cells) if is_test_cell(c)}
         for i in originals:
             nb.cells[i].source = kernel_view(originals[i])
@@ -204,7 +202,7 @@ class SandboxedExecute(Execute):
 
     def _stop(self, report: dict, hit: LimitHit, lim: Limits) -> None:
         cell = self.nb.cells[hit.index]
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        gid = grade_id(cell) or None
         where = f"cell {hit.index + 1}" + (f" ({gid})" if gid else "")
         if hit.which == "died":
             what = "the kernel died (a crash, os._exit, a segfault or a signal)"
@@ -230,13 +228,13 @@ class SandboxedExecute(Execute):
     def _verify(self, scratch: Path, records: Path, report: dict, lim: Limits) -> None:
         import nbformat
 
-        from .verify import is_test_cell, run_verifier
+        from .replay import run_replay
 
         executed = scratch / "executed.ipynb"
         nbformat.write(self.nb, executed)
         source = Path(self.source_notebook)
         try:
-            results = run_verifier(source, executed, records)
+            results = run_replay(source, executed, records)
         except Exception as exc:  # noqa: BLE001 - every test then fails with the reason, nothing is lost
             results = None
             report["verify_error"] = str(exc)[:2000]
@@ -244,7 +242,7 @@ class SandboxedExecute(Execute):
         for index, cell in enumerate(self.nb.cells):
             if not is_test_cell(cell):
                 continue
-            gid = cell.metadata.nbgrader.get("grade_id")
+            gid = grade_id(cell)
             res = (results or {}).get(gid)
             if results is None:
                 res = {"passed": False, "message": "the grader could not check this test; your instructor has been told"}
@@ -353,10 +351,6 @@ def remove_special_files(folder: Path) -> list[str]:
     return removed
 
 
-def _gid(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
 def restore_test_order(nb, source_path: Path) -> list[str]:
     """Move test cells a submission reordered back between the source cells that surround them.
 
@@ -367,18 +361,16 @@ def restore_test_order(nb, source_path: Path) -> list[str]:
     """
     import nbformat
 
-    from .verify import is_test_cell
-
     try:
         src = nbformat.read(source_path, as_version=4)
     except Exception:  # noqa: BLE001 - no source, nothing to restore
         return []
-    order = [(_gid(c), is_test_cell(c)) for c in src.cells if _gid(c)]
+    order = [(grade_id(c), is_test_cell(c)) for c in src.cells if grade_id(c)]
     moved = []
     for k, (gid, is_test) in enumerate(order):
         if not is_test:
             continue
-        pos = {_gid(c): i for i, c in enumerate(nb.cells) if _gid(c)}
+        pos = {grade_id(c): i for i, c in enumerate(nb.cells) if grade_id(c)}
         if gid not in pos:
             continue
         before = next((pos[g] for g, t in reversed(order[:k]) if not t and g in pos), -1)
@@ -387,7 +379,7 @@ def restore_test_order(nb, source_path: Path) -> list[str]:
         if before < pos[gid] < after:
             continue
         cell = nb.cells.pop(pos[gid])
-        pos = {_gid(c): i for i, c in enumerate(nb.cells) if _gid(c)}
+        pos = {grade_id(c): i for i, c in enumerate(nb.cells) if grade_id(c)}
         target = pos[after_gid] if after_gid else len(nb.cells)
         nb.cells.insert(target, cell)
         moved.append(gid)

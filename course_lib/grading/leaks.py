@@ -38,6 +38,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cells import grade_id, nbgrader
+
 #: Hidden test lines shorter than this (stripped) are not distinctive (``with quiet():``).
 MIN_HIDDEN_LINE = 20
 #: Model-answer sentences shorter than this (as lower-case words) are not distinctive.
@@ -242,10 +244,6 @@ class Secrets:
                    if self.skipped else ""))
 
 
-def _meta(cell) -> dict:
-    return (cell.get("metadata") or {}).get("nbgrader") or {}
-
-
 def _source(cell) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
@@ -302,7 +300,7 @@ def public_parts(instructor: dict) -> tuple[set[str], list[str]]:
     lines: set[str] = set()
     texts: list[str] = []
     for cell in instructor.get("cells", []):
-        meta, src = _meta(cell), _source(cell)
+        meta, src = nbgrader(cell), _source(cell)
         if cell.get("cell_type") == "markdown" and meta.get("solution"):
             continue
         _, outside = _hidden_lines(src)
@@ -320,7 +318,7 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
     """
     secrets = Secrets(assignment)
     skipped = secrets.skipped
-    released_cells = {_meta(c).get("grade_id"): c for c in released.get("cells", []) if _meta(c).get("grade_id")}
+    released_cells = {grade_id(c): c for c in released.get("cells", []) if grade_id(c)}
     public_lines: set[str] = set()
     public_words: list[str] = []
     for nb in [instructor, *others]:
@@ -331,14 +329,14 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
     public_code = "\n".join(sorted(public_lines))
 
     for cell in instructor.get("cells", []):
-        meta, src, kind = _meta(cell), _source(cell), cell.get("cell_type")
-        grade_id = meta.get("grade_id", "?")
+        meta, src, kind = nbgrader(cell), _source(cell), cell.get("cell_type")
+        gid = meta.get("grade_id", "?")
         if kind == "code" and meta.get("solution"):
             full = _parse("\n".join(line for line in src.splitlines() if not _SOLUTION_MARK.match(line)))
             if full is None:
                 skipped["unparsable solution cells"] = skipped.get("unparsable solution cells", 0) + 1
                 continue
-            rel = released_cells.get(grade_id)
+            rel = released_cells.get(gid)
             rel_tree = _parse(_source(rel)) if rel is not None else None
             rel_fns = functions(rel_tree) if rel_tree is not None else {}
             for qualname, fn in functions(full).items():
@@ -377,7 +375,7 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
                 if _size(region.body) < MIN_BLOCK_NODES:
                     skipped["tiny solution regions"] = skipped.get("tiny solution regions", 0) + 1
                     continue
-                secrets.code.append(_code_secret(assignment, "solution block", f"{grade_id} (lines {first}-{last})",
+                secrets.code.append(_code_secret(assignment, "solution block", f"{gid} (lines {first}-{last})",
                                                  region.body, local))
         elif kind == "code" and meta.get("grade"):
             inside, _ = _hidden_lines(src)
@@ -393,7 +391,7 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
                 if stripped in public_code:
                     skipped["hidden lines also public"] = skipped.get("hidden lines also public", 0) + 1
                     continue
-                secrets.text.append(TextSecret(assignment, "hidden test", grade_id, stripped))
+                secrets.text.append(TextSecret(assignment, "hidden test", gid, stripped))
         elif kind == "markdown" and meta.get("solution") and meta.get("grade"):
             for sentence in _sentences(src):
                 w = words(sentence)
@@ -402,7 +400,7 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
                 if w in public_text:
                     skipped["answer sentences also public"] = skipped.get("answer sentences also public", 0) + 1
                     continue
-                secrets.text.append(TextSecret(assignment, "model answer", grade_id, w))
+                secrets.text.append(TextSecret(assignment, "model answer", gid, w))
     # one entry per distinct secret
     seen, code = set(), []
     for s in sorted(secrets.code, key=lambda s: s.kind != "function"):  # a region that is a whole body: once

@@ -8,17 +8,7 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearOutput, NbGraderPreprocessor
 from traitlets import Integer, List, Unicode
 
-EXPERIMENT_TAG = "experiment"
-
-
-def is_experiment(cell, tags=(EXPERIMENT_TAG,)) -> bool:
-    """A code cell the grader does not re-run: tagged as an experiment, and not part of grading."""
-    if cell.get("cell_type") != "code" or not tags:
-        return False
-    nbg = cell.get("metadata", {}).get("nbgrader", {}) or {}
-    if nbg.get("grade") or nbg.get("solution") or nbg.get("locked"):
-        return False
-    return any(t in (cell.get("metadata", {}).get("tags") or []) for t in tags)
+from .cells import EXPERIMENT_TAG, grade_id, is_experiment
 
 
 class RepairCells(NbGraderPreprocessor):
@@ -95,8 +85,7 @@ class RepairCells(NbGraderPreprocessor):
                 meta.update({"editable": False, "deletable": False})
             position = 0
             for earlier in reversed(order[: order.index(name)]):
-                idx = next((i for i, c in enumerate(nb.cells)
-                            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == earlier), None)
+                idx = next((i for i, c in enumerate(nb.cells) if grade_id(c) == earlier), None)
                 if idx is not None:
                     position = idx + 1
                     break

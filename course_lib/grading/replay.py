@@ -1,6 +1,6 @@
 """The grader's clean process: judge the values a sandboxed notebook recorded.
 
-Run as ``python -m course_lib.grading.verify --source SRC.ipynb --executed EXEC.ipynb --records DIR
+Run as ``python -m course_lib.grading.replay --source SRC.ipynb --executed EXEC.ipynb --records DIR
 --out RESULTS.json``. It executes every test cell *of the instructor's source notebook* (hidden tests
 included) with :func:`course_lib.grading.harness.grade` in replay mode: ``run`` is never called,
 the recorded values are loaded with ``torch.load(weights_only=True)`` and ``check`` runs here. This
@@ -21,17 +21,9 @@ from pathlib import Path
 import nbformat
 
 from . import harness
+from .cells import grade_id, is_test_cell, nbgrader
 
 PER_TEST_SECONDS = 120
-
-
-def _nbgrader(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def is_test_cell(cell) -> bool:
-    m = _nbgrader(cell)
-    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
 
 
 def student_code(nb) -> list[str]:
@@ -45,8 +37,8 @@ def student_cells(nb) -> list[tuple[str | None, str]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        m = _nbgrader(cell)
-        if m.get("locked") or (m.get("grade") and not m.get("solution")):
+        m = nbgrader(cell)
+        if m.get("locked") or is_test_cell(cell):  # the raw flag: a locked solution cell is skipped too
             continue
         src = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
         out.append((m.get("grade_id") if m.get("solution") else None, src))
@@ -61,7 +53,8 @@ def _alarm(signum, frame):  # noqa: ARG001
     raise _Timeout()
 
 
-def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
+def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]:
+    """Each test cell of ``source`` judged from the values in ``records``: ``{test_id: {passed, message}}``."""
     src = nbformat.read(source, as_version=4)
     try:
         ex = nbformat.read(executed, as_version=4)
@@ -80,7 +73,7 @@ def verify(source: Path, executed: Path, records: Path) -> dict[str, dict]:
         for cell in src.cells:
             if not is_test_cell(cell):
                 continue
-            test_id = _nbgrader(cell).get("grade_id", "")
+            test_id = grade_id(cell)
             replay.results.pop(test_id, None)
             ns = {"__name__": "__course_test__"}
             if timed:
@@ -161,9 +154,9 @@ def _safe_parse_code(cells: list[str]) -> str:
     return "\n\n".join(good)
 
 
-def run_verifier(source: Path, executed: Path, records: Path, *, timeout: float = 600,
-                 in_process: bool | None = None) -> dict[str, dict]:
-    """Run :func:`verify` in a process that never ran student code.
+def run_replay(source: Path, executed: Path, records: Path, *, timeout: float = 600,
+               in_process: bool | None = None) -> dict[str, dict]:
+    """Run :func:`replay_tests` in a process that never ran student code.
 
     A grading worker qualifies (students' code only ever runs in its sandboxed kernels, and
     records are loaded as data only), so by default the worker checks in-process;
@@ -179,7 +172,7 @@ def run_verifier(source: Path, executed: Path, records: Path, *, timeout: float 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return verify(source, executed, records)
+            return replay_tests(source, executed, records)
 
     with tempfile.TemporaryDirectory(prefix="course-verify-") as tmp:
         out = Path(tmp) / "results.json"
@@ -187,7 +180,7 @@ def run_verifier(source: Path, executed: Path, records: Path, *, timeout: float 
         env.setdefault("OMP_NUM_THREADS", "1")
         env["PYTHONWARNINGS"] = "ignore"
         proc = subprocess.run(
-            [sys.executable, "-m", "course_lib.grading.verify", "--source", str(source), "--executed", str(executed),
+            [sys.executable, "-m", "course_lib.grading.replay", "--source", str(source), "--executed", str(executed),
              "--records", str(records), "--out", str(out)],
             capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp)
         if proc.returncode != 0 or not out.is_file():
@@ -196,7 +189,7 @@ def run_verifier(source: Path, executed: Path, records: Path, *, timeout: float 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m course_lib.grading.verify", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m course_lib.grading.replay", description=__doc__.splitlines()[0])
     p.add_argument("--source", type=Path, required=True)
     p.add_argument("--executed", type=Path, required=True)
     p.add_argument("--records", type=Path, required=True)
@@ -211,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(1)
     except Exception:  # noqa: BLE001
         pass
-    res = verify(a.source, a.executed, a.records)
+    res = replay_tests(a.source, a.executed, a.records)
     a.out.write_text(json.dumps(res, indent=1))
 
 
