@@ -145,7 +145,9 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
     gpt5 = runs[5]["history"]
     b = min(range(len(gpt5)), key=lambda i: gpt5[i]["valid_ppl"])
     recomputed = {
-        "adaptive_beats_sgd": all(min(best(c), best(d)) >= 5 * max(best(a), best(b_))
+        "adaptive_beats_sgd": all(min(best(c), best(d)) >= 2 * max(best(a), best(b_)) and
+                                  all(max(ea["valid_ppl"], eb["valid_ppl"]) < min(ec["valid_ppl"], ed["valid_ppl"])
+                                      for ea, eb, ec, ed in zip(*(runs[n]["history"] for n in (a, b_, c, d))))
                                   for a, b_, c, d in ((1, 2, 3, 4), (5, 6, 7, 8))),
         "momentum_beats_sgd": best(4) < best(3) and best(8) < best(7),
         "adamw_close_to_adam": abs(best(2) / best(1) - 1) < 0.05 and abs(best(6) / best(5) - 1) < 0.05,

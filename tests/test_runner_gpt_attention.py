@@ -690,3 +690,64 @@ def test_throughput_benchmark_refuses_fast_mode_and_unknown_configs(monkeypatch,
     assert bench.main(["--configs", "13"]) == 2 and "choose from 1-12" in capsys.readouterr().err
     monkeypatch.setenv("COURSE_FAST", "1")
     assert bench.main([]) == 2 and "unset it" in capsys.readouterr().err
+
+
+def _conclusion_fakes(overrides=None) -> dict[int, RunResult]:
+    spec = {  # n: (valid ppl per epoch, seconds per epoch, memory)
+        1: ([300, 200, 150], 12.0, 1000.0), 2: ([300, 200, 151], 10.0, 1000.0),
+        3: ([3000, 2500, 2000], 10.0, 1000.0), 4: ([2500, 2000, 1500], 10.0, 1000.0),
+        5: ([250, 150, 160], 10.0, 1000.0), 6: ([250, 150, 160], 10.0, 1000.0),
+        7: ([3000, 2600, 2200], 10.0, 1000.0), 8: ([2000, 1500, 1000], 10.0, 1000.0),
+        9: ([280, 190, 150], 12.0, 1100.0), 10: ([290, 195, 155], 15.0, 1200.0),
+        11: ([260, 160, 170], 12.0, 1100.0), 12: ([270, 170, 180], 15.0, 1200.0),
+    }
+    spec.update(overrides or {})
+    out = {}
+    for n, (valid, seconds, memory) in spec.items():
+        train = [300, 150, 100] if n in (5, 6) else None  # GPT-Adam: training keeps improving, validation turns
+        out[n] = fake_result(n, valid, train=train, seconds=seconds, memory=memory)
+    return out
+
+
+def test_conclusions_are_computed_from_the_histories():
+    got = {c["id"]: c for c in ga.conclusions(_conclusion_fakes())}
+    assert {k: c["holds"] for k, c in got.items()} == {
+        "adaptive_beats_sgd": True, "momentum_beats_sgd": True, "adamw_close_to_adam": True,
+        "gpt_vs_lstm_per_epoch": True, "gpt_vs_lstm_per_second": True, "deeper_costs_time": True,
+        "deeper_costs_memory": True, "gpt_overfits": True}
+    # GPT wins 2 of 3 epochs; within GPT's 30 s the LSTM (12 s/epoch) finished 2 epochs: 200 > 150
+    assert got["gpt_vs_lstm_per_epoch"]["winner"] == "GPT" and got["gpt_vs_lstm_per_second"]["winner"] == "GPT"
+    lstm_faster = ga.conclusions(_conclusion_fakes({1: ([240, 140, 130], 5.0, 1000.0)}))
+    assert {c["id"]: c.get("winner") for c in lstm_faster}["gpt_vs_lstm_per_second"] == "LSTM"
+    assert {c["id"]: c.get("winner") for c in lstm_faster}["gpt_vs_lstm_per_epoch"] == "LSTM"
+    broken = {  # one wrong number each: exactly that conclusion fails
+        "adaptive_beats_sgd": {4: ([2500, 2000, 250], 10.0, 1000.0)},  # momentum within 2x of Adam at the end
+        "momentum_beats_sgd": {8: ([3000, 2700, 2300], 10.0, 1000.0)},
+        "adamw_close_to_adam": {2: ([300, 200, 170], 10.0, 1000.0)},
+        "deeper_costs_time": {11: ([260, 160, 170], 9.0, 1100.0)},
+        "deeper_costs_memory": {12: ([270, 170, 180], 15.0, 1100.0)},
+        "gpt_overfits": {5: ([250, 150, 140], 10.0, 1000.0), 6: ([250, 150, 140], 10.0, 1000.0)},
+    }
+    for key, change in broken.items():
+        holds = {c["id"]: c["holds"] for c in ga.conclusions(_conclusion_fakes(change))}
+        assert [k for k, v in holds.items() if not v] == [key], key
+    assert ga.conclusions({n: r for n, r in _conclusion_fakes().items() if n != 12}) == []  # needs all 12
+
+
+def test_record_laptop_runs_with_conclusions(tmp_path):
+    results = _conclusion_fakes()
+    for r in results.values():
+        r.config = r.config.replace(scale="laptop")
+        r.setup_seconds = 2.0
+    path = ga.record_results(results, tmp_path / "gpt_attention-laptop.json", note="laptop")
+    data = json.loads(path.read_text())
+    assert data["scale"] == "laptop" and data["scale_settings"] == ga.LAPTOP and data["complete"]
+    summed = sum(2.0 + r.total_seconds for r in results.values())
+    assert data["runs_seconds"] == pytest.approx(summed) and data["total_minutes"] == pytest.approx(summed / 60)
+    assert [c["id"] for c in data["conclusions"]] == [c["id"] for c in ga.conclusions(results)]
+    assert all(c["holds"] for c in data["conclusions"])
+    elapsed = json.loads(ga.record_results(results, tmp_path / "b.json", elapsed_seconds=600).read_text())
+    assert elapsed["total_minutes"] == 10 and elapsed["runs_seconds"] == pytest.approx(summed)
+    mixed = {**results, 1: fake_result(1, [3.0, 2.0])}  # a full-scale run among laptop ones
+    with pytest.raises(ValueError, match="different scales"):
+        ga.record_results(mixed, tmp_path / "c.json", allow_partial=True)
