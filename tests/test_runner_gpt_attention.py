@@ -751,3 +751,18 @@ def test_record_laptop_runs_with_conclusions(tmp_path):
     mixed = {**results, 1: fake_result(1, [3.0, 2.0])}  # a full-scale run among laptop ones
     with pytest.raises(ValueError, match="different scales"):
         ga.record_results(mixed, tmp_path / "c.json", allow_partial=True)
+
+
+def test_conclusions_use_cpu_time_when_it_was_logged():
+    """On a shared CPU the wall clock is noisy; CPU seconds of each run's process decide instead."""
+    results = _conclusion_fakes({12: ([270, 170, 180], 9.0, 1200.0)})  # wall clock: 4 layers look fastest
+    assert {c["id"]: c["holds"] for c in ga.conclusions(results)}["deeper_costs_time"] is False
+    cpu = {2: 5.0, 9: 6.0, 10: 8.0, 6: 5.0, 11: 6.0, 12: 8.0}
+    for n, r in results.items():
+        r.history["epoch_cpu_seconds"] = cpu.get(n, 4.0 if n == 1 else 5.0)
+        r.history["device"] = "cpu"
+    got = {c["id"]: c for c in ga.conclusions(results)}
+    assert got["deeper_costs_time"]["holds"] and got["deeper_costs_time"]["clock"] == "CPU seconds"
+    assert results[12].cpu_seconds_per_epoch == 8.0
+    # per second of CPU time the LSTM (4 s/epoch) finishes all 3 epochs (best 150) within GPT's 15 s
+    assert got["gpt_vs_lstm_per_second"]["winner"] == "LSTM" and got["gpt_vs_lstm_per_second"]["clock"] == "CPU seconds"
