@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from course_lib.grading.course import Workspace, find_root
+from course_lib.grading.assignments import find_root
+from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import build_examples
 from course_lib.grading.sandbox import probe
 

@@ -288,7 +288,9 @@ def _strip_ansi(text: str) -> str:
 
 # ----------------------------------------------------------------------------- the report
 @dataclass
-class TestResult:
+class CheckedTest:
+    """One test cell as ``course check`` saw it run in the student's kernel (not the grader's verdict)."""
+
     test_id: str
     tests: str  # the answer (function, class or variable) it tests
     question: str
@@ -313,7 +315,7 @@ class Report:
     mode: str
     experiments: str
     seconds: float
-    tests: list[TestResult] = field(default_factory=list)
+    tests: list[CheckedTest] = field(default_factory=list)
     written: list[WrittenAnswer] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cell_errors: list[dict] = field(default_factory=list)
@@ -373,7 +375,7 @@ def analyse(nb, runs: dict[int, CellRun], *, path: Path, seconds: float, fast: b
         if is_test_cell(c):
             tid = _grade_id(c)
             target = _target(tid, answers)
-            t = TestResult(tid, target, questions[i], _points(c), NOT_RUN, cell=i)
+            t = CheckedTest(tid, target, questions[i], _points(c), NOT_RUN, cell=i)
             run = runs.get(i, CellRun("not run"))
             answer = cells[answers[target]] if target in answers else None
             unanswered = answer is not None and _not_answered(answer)
@@ -413,7 +415,7 @@ def analyse(nb, runs: dict[int, CellRun], *, path: Path, seconds: float, fast: b
             if not gid or gid in present:
                 continue
             if is_test_cell(c):
-                report.tests.append(TestResult(gid, _target(gid, ref_answers), ref_questions[j], _points(c), MISSING,
+                report.tests.append(CheckedTest(gid, _target(gid, ref_answers), ref_questions[j], _points(c), MISSING,
                                                "this test cell was deleted; it is put back at grading"))
                 report.warnings.append(f"{gid}: this test cell is missing (deleted?); it is put back at grading.")
             elif is_written_answer(c):

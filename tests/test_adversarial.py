@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 import torch
 
-from course_lib.grading.course import Workspace, read_log
+from course_lib.grading.reports import read_log
+from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import solution_notebook
 from course_lib.grading.sandbox import probe
 

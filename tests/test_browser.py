@@ -26,7 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.grading.course import Workspace, list_assignments, get_assignment
+from course_lib.grading.assignments import get_assignment, list_assignments
+from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import solution_notebook
 from course_lib.grading.lab import running_lab
 

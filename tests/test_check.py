@@ -70,7 +70,7 @@ def rnn_lm_release(tmp_path_factory):
     pytest.importorskip("nbgrader")
     if not SOURCE.exists():
         pytest.skip("rnn_lm notebook not present")
-    from course_lib.grading.course import Workspace
+    from course_lib.grading.workspace import Workspace
     from course_lib.grading.examples import build_examples
 
     tmp = tmp_path_factory.mktemp("check_rnn_lm")

@@ -24,7 +24,8 @@ import pytest
 
 from course_lib import notebook as nbsetup
 from course_lib.grading import cli, project
-from course_lib.grading.course import Workspace, list_assignments
+from course_lib.grading.assignments import list_assignments
+from course_lib.grading.workspace import Workspace
 
 from conftest import REPO
 

@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.course import GradingError, Submission, Workspace, _run_on_dask, dask_client, read_log
+from course_lib.grading.backends import DaskCluster, LocalPool, dask_client
+from course_lib.grading.errors import GradingError
+from course_lib.grading.reports import read_log
+from course_lib.grading.worker import GradingJob
+from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import build_examples
 
 from conftest import make_toy_course
@@ -70,27 +74,35 @@ def test_autograde_on_a_dask_scheduler_scores_logs_and_resumes(tmp_path, cluster
     pd.testing.assert_frame_equal(regraded, grades)
 
 
+def _ghost(tmp_path) -> GradingJob:
+    """A job whose workspace does not exist: the worker raises FileNotFoundError."""
+    return GradingJob(str(tmp_path / "ws"), "toy", "ghost", str(tmp_path / "ghost.ipynb"), {"cell_timeout": 5.0})
+
+
 def test_a_task_that_fails_on_a_worker_becomes_an_error_record(tmp_path, cluster):
-    subs = [Submission("ghost", tmp_path / "ghost.ipynb", key="k")]
-    jobs = [(str(tmp_path / "ws"), str(tmp_path / "no_course"), "toy", "ghost", str(tmp_path / "ghost.ipynb"), 5)]
-    got = []
+    job = _ghost(tmp_path)
     with distributed.Client(cluster, set_as_default=False) as client:
         with dask_client(client) as c:  # a caller's Client is used as is and left open
             assert c is client
-            _run_on_dask(c, "toy", jobs, subs, lambda sub, res: got.append((sub.student_id, res)), log=lambda *a: None)
+            got = list(DaskCluster(c, log=lambda *a: None).map([job]))
         assert client.status == "running"
-    [(sid, res)] = got
-    assert sid == "ghost" and res["status"] == "error"
+    [(done, res)] = got
+    assert done == job and res["status"] == "error"
+    assert res["message"].startswith("the grading worker failed: FileNotFoundError")
+
+
+def test_a_local_worker_that_fails_becomes_an_error_record_too(tmp_path):
+    job = _ghost(tmp_path)
+    [(done, res)] = list(LocalPool(2).map([job]))
+    assert done == job and res["status"] == "error"
     assert res["message"].startswith("the grading worker failed: FileNotFoundError")
 
 
 def test_workers_that_cannot_see_the_files_are_refused_before_grading(tmp_path, cluster):
-    got = []
     with dask_client(cluster) as client:  # a cluster object: we connect, and close our Client after
+        backend = DaskCluster(client, shared=[str(tmp_path / "elsewhere")], log=lambda *a: None)
         with pytest.raises(GradingError, match="cannot see the grading files"):
-            _run_on_dask(client, "toy", [()], [Submission("x", None)], lambda *a: got.append(a),
-                         shared=[str(tmp_path / "elsewhere")], log=lambda *a: None)
-    assert got == []
+            next(backend.map([_ghost(tmp_path)]))
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_quickly(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ import pytest
 
 from course_lib.grading import cli
 from course_lib.grading.contract import validate_source
-from course_lib.grading.course import get_assignment, list_assignments
+from course_lib.grading.assignments import get_assignment, list_assignments
 from course_lib.grading.examples import load_examples
 
 pytestmark = pytest.mark.slow

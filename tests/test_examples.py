@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from course_lib.grading.contract import validate_source
-from course_lib.grading.course import GradingError
+from course_lib.grading.errors import GradingError
 from course_lib.grading.examples import apply_edits, load_examples, solution_notebook
 
 VARIANT = ('[[submission]]\nstudent_id = "alt_sum"\nkind = "variant"\ndescription = "sum of a list"\n'

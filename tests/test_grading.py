@@ -16,7 +16,9 @@ import pytest
 
 from course_lib.grading import cli
 from course_lib.grading.contract import ContractError, validate_source, parse_notebook
-from course_lib.grading.course import GRADES_COLUMNS, Workspace, list_assignments, get_assignment
+from course_lib.grading.assignments import get_assignment, list_assignments
+from course_lib.grading.reports import GRADES_COLUMNS
+from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import build_examples
 
 from conftest import REPO, make_toy_course, make_toy_notebook, nbmeta
@@ -263,7 +265,7 @@ def test_formgrader_serves_on_loopback(toy_course, tmp_path):
 
 
 def test_rerun_keeps_graded_work_and_finishes_an_interrupted_run(graded_toy):
-    from course_lib.grading.course import read_log
+    from course_lib.grading.reports import read_log
 
     ws, out, grades, _ = graded_toy
     subs = out.parent / "subs"

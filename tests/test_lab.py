@@ -11,7 +11,8 @@ import nbformat
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.course import GradingError, Workspace
+from course_lib.grading.errors import GradingError
+from course_lib.grading.workspace import Workspace
 from course_lib.grading.lab import lab_command, lab_env, prepare_lab_folder, running_lab
 
 

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from course_lib.grading.contract import validate_source, shape_comment_problems
-from course_lib.grading.course import list_assignments
+from course_lib.grading.assignments import list_assignments
 
 from conftest import REPO
 

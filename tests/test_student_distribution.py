@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import pytest
 
 from course_lib.grading import cli, leaks
-from course_lib.grading.course import list_assignments
+from course_lib.grading.assignments import list_assignments
 
 from conftest import REPO
 

@@ -34,7 +34,8 @@ import nbformat
 from .. import check as student_check
 from .cells import grade_id, is_experiment, is_test_cell
 from .contract import validate_source
-from .course import Workspace, get_assignment
+from .assignments import get_assignment, list_assignments
+from .workspace import Workspace
 from .examples import Example, apply_edits, load_examples, solution_notebook
 
 DEFAULT_TIMEOUT = 120.0  # seconds per cell, as `course check`
@@ -260,6 +261,4 @@ def format_catch_rate(result: CatchRate, width: int = 100) -> str:
 
 
 def assignments_with_examples(root: Path | None = None) -> list[str]:
-    from .course import list_assignments
-
     return [n for n in list_assignments(root) if wrong_examples(n, root)]

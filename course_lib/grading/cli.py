@@ -16,9 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .assignments import get_assignment, list_assignments
+from .backends import DASK_CONNECT_TIMEOUT
 from .contract import ContractError, validate_source
+from .errors import GradingError
+from .reports import print_table, read_log
 from .sandbox import GIB, MIB, Limits
-from .course import DASK_CONNECT_TIMEOUT, DEFAULT_CELL_TIMEOUT, GradingError, read_log, Workspace, get_assignment, list_assignments, print_table
+from .workspace import Workspace
 
 
 def _workspace(args) -> Workspace:

@@ -19,7 +19,9 @@ import nbformat
 
 from .cells import grade_id, is_solution
 from .contract import NotebookSpec, validate_source, strip_solution_markers
-from .course import GradingError, STUDENT_RE, get_assignment
+from .assignments import get_assignment
+from .errors import GradingError
+from .submissions import STUDENT_RE
 
 
 KINDS = ("solution", "blank", "variant", "mutant")

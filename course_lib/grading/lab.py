@@ -22,7 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from .course import GradingError, Workspace
+from .errors import GradingError
+from .workspace import Workspace
 
 
 def free_port() -> int:

@@ -572,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from .course import Workspace, find_root, list_assignments
+    from .assignments import find_root, list_assignments
+    from .workspace import Workspace
 
     parser = argparse.ArgumentParser(prog="python -m course_lib.grading.leaks", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", help="folders or wheels of a student distribution")

@@ -46,6 +46,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assignments import find_root, list_assignments
+
 SETUP_GRADE_ID = "setup"
 SETUP_NBGRADER = {"grade": False, "grade_id": SETUP_GRADE_ID, "locked": True, "schema_version": 3,
                   "solution": False, "task": False}
@@ -120,8 +122,6 @@ class Project:
 
 def load_project(root: Path | None = None) -> Project:
     """Read ``[tool.course]`` from ``<root>/pyproject.toml`` (root: the course repository)."""
-    from .course import find_root
-
     root = Path(root) if root is not None else find_root()
     path = root / "pyproject.toml"
     try:
@@ -267,8 +267,6 @@ def sync(root: Path | None = None) -> list[Path]:
 
     Returns the files that changed. ``make notebooks`` then regenerates the ``.ipynb`` files.
     """
-    from .course import find_root, list_assignments
-
     root = Path(root) if root is not None else find_root()
     project = load_project(root)
     names = list_assignments(root)
@@ -304,8 +302,6 @@ def ref_problems(project: Project) -> list[str]:
 def check(root: Path | None = None) -> list[str]:
     """Every way the notebooks (``.ipynb``) and README are out of date with ``[tool.course]``."""
     import nbformat
-
-    from .course import find_root, list_assignments
 
     root = Path(root) if root is not None else find_root()
     project = load_project(root)
@@ -465,8 +461,6 @@ def write_student_tree(workspace, dest: Path, *, names: list[str] | None = None)
     Never: the instructor notebooks (``notebooks/*/*.py``, the source ``.ipynb``), ``examples.toml``,
     ``tests/``, ``course_solutions/`` (references and recorded runs). Returns the assignments written.
     """
-    from .course import list_assignments
-
     root = Path(workspace.root)
     project = load_project(root)
     names = names or list_assignments(root)
@@ -518,8 +512,6 @@ def publish(workspace, *, branch: str | None = None, message: str | None = None,
     repository (the remote whose URL is ``[tool.course] repository``, else that URL), never to the
     instructor's private remote unless it is that repository.
     """
-    from .course import list_assignments
-
     root = Path(workspace.root)
     project = load_project(root)
     branch = branch or project.student_branch

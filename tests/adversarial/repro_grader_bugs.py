@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent))  # tests/: conftest's toy course
 def _toy(tmp: Path):
     from conftest import make_toy_course
 
-    from course_lib.grading.course import Workspace
+    from course_lib.grading.workspace import Workspace
     from course_lib.grading.examples import solution_notebook
 
     root = make_toy_course(tmp)
@@ -41,7 +41,7 @@ def _toy(tmp: Path):
 
 def _grade(ws, subs: dict, tmp: Path):
     """Write {student: notebook} and autograde them; returns (grades, log)."""
-    from course_lib.grading.course import read_log
+    from course_lib.grading.reports import read_log
 
     folder = tmp / "subs"
     for sid, nb in subs.items():
@@ -90,16 +90,16 @@ def layer_norm(x, eps=1e-5):
 def forbid():
     import torch
 
-    from course_lib.grading import harness
+    from course_lib.grading import record, scan
 
     names = ["torch.nn.functional.layer_norm", "torch.nn.LayerNorm"]
-    hits = [harness.find_forbidden_use(BYPASS, n) for n in names] + [harness.find_tampering(BYPASS)]
+    hits = [scan.find_forbidden_use(BYPASS, n) for n in names] + [scan.find_tampering(BYPASS)]
     print(f"static scans (forbidden use x2, tampering) of the answer: {hits}")
     ns: dict = {}
     exec(BYPASS, ns)  # noqa: S102 - the student's answer, as the kernel would run it
     x = torch.randn(2, 5)
     try:
-        harness.grade("test_layer_norm", lambda: ns["layer_norm"](x), lambda out: None, forbid=names)
+        record.grade("test_layer_norm", lambda: ns["layer_norm"](x), lambda out: None, forbid=names)
         if not any(hits):
             print("BUG: torch.nn.functional.layer_norm ran inside grade(..., forbid=...) and no scan flags the code")
     except Exception as exc:  # noqa: BLE001
