@@ -66,7 +66,7 @@ def test_to_tensor_rejects_non_numbers():
 
 def test_a_passing_test_cell_says_its_checks_are_the_public_ones(capsys):
     """A released test cell holds the public checks only: passing them is not the grade, and it says so."""
-    from course_lib.grading import harness
+    from course_lib.grading import record
     from course_lib.grading.checks import grade, passed_message
 
     grade("test_x", lambda: 1, lambda out: assert_equal(out, 1))
@@ -74,7 +74,7 @@ def test_a_passing_test_cell_says_its_checks_are_the_public_ones(capsys):
     assert passed_message("test_x") == "test_x: public checks passed (hidden tests run at grading)"
     # the instructor's copy, whose cells still hold the hidden tests, says that instead
     assert passed_message("test_x", hidden=True) == "test_x: passed (public and hidden tests: this is the instructor's copy)"
-    assert harness._cell_has_hidden_tests() is False  # outside IPython: the student's wording
+    assert record._cell_has_hidden_tests() is False  # outside IPython: the student's wording
     failure = CheckFailed("add(1, 2): expected 3, got 4")
     failure.test_id = "test_add"
     assert failure._render_traceback_()[0].endswith("test_add: FAILED\x1b[0m")

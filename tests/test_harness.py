@@ -21,28 +21,22 @@ import torch.nn.functional as F
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from torch import nn
 
-from course_lib.grading import harness
+from course_lib.grading import record
 from course_lib.grading.checks import CheckFailed
 from course_lib.grading.contract import ContractError, validate_source, harness_problem
 from course_lib.grading.execute import restore_test_order
-from course_lib.grading.harness import (
-    RECORD_ENV,
-    ForbiddenFunction,
-    RecordError,
-    find_forbidden_use,
-    forbidden,
-    grade,
-    record_path,
-    to_data,
-)
+from course_lib.grading.forbid import ForbiddenFunction, forbidden
+from course_lib.grading.plain import RecordError, to_data
+from course_lib.grading.record import RECORD_ENV, grade, record_path
 from course_lib.grading.replay import replay_tests
+from course_lib.grading.scan import find_forbidden_use
 
 from conftest import make_toy_notebook
 
 
 def _replay_state():
     """This thread's replay state (None: grade() runs in the kernel's modes)."""
-    return getattr(harness._STATE, "replay", None)
+    return getattr(record._STATE, "replay", None)
 
 
 @pytest.fixture(autouse=True)
@@ -534,7 +528,7 @@ def test_replay_state_is_per_thread(tmp_path, capsys):
     """A Dask worker may check one notebook while another thread grades inline."""
     g = Graded(tmp_path)
     g.save({"ok": True, "value": {"small": 4, "vec": torch.zeros(3)}})
-    harness.set_replay(harness._Replay(g.records))
+    record.set_replay(record._Replay(g.records))
     try:
         seen = []
         t = threading.Thread(target=lambda: grade("test_other", lambda: 1, seen.append))
@@ -542,7 +536,7 @@ def test_replay_state_is_per_thread(tmp_path, capsys):
         t.join()
         assert seen == [1] and capsys.readouterr().out == "test_other: public checks passed (hidden tests run at grading)\n"
     finally:
-        harness.set_replay(None)
+        record.set_replay(None)
 
 
 def test_verify_works_off_the_main_thread(tmp_path, monkeypatch):
@@ -693,7 +687,7 @@ def test_find_forbidden_use_getattr_on_the_students_own_object(code, dotted):
 def test_reachable_code_follows_globals_not_locals_of_the_same_name():
     """A scratch cell's top-level `weights` (built with a forbidden class, to compare) is not what an
     answer's local `weights` is: a correct solution must not lose its points over a variable name."""
-    from course_lib.grading.harness import reachable_code
+    from course_lib.grading.scan import reachable_code
 
     scratch = "from torch import nn\nweights = nn.MultiheadAttention(4, 2)\nscores = weights\n"
     answer = ("def apply_attention(q, k, v, scale=SCALE):\n    weights = softmax(q @ k)\n"
@@ -716,6 +710,133 @@ def test_reachable_code_follows_globals_not_locals_of_the_same_name():
                   "def g(xs):\n    return [weights for weights in xs]\n")
     code = reachable_code([(False, scratch), (True, answer_cls)])
     assert "MultiheadAttention" in code  # forward's `weights` is the global one
+
+
+# =============================================================================== find_tampering
+GRADING_MODULES = ["harness", "record", "forbid", "plain", "scan"]
+
+
+@pytest.mark.parametrize("module", GRADING_MODULES)
+@pytest.mark.parametrize("code", [
+    "import course_lib.grading.{m} as h\nh.grade = lambda *a, **k: None",
+    "import course_lib.grading.{m}\ncourse_lib.grading.{m}.forbidden = None",
+    "from course_lib.grading import {m}\n{m}.to_data = None",
+    "from course_lib.grading import {m} as h\nsetattr(h, 'forbidden', None)",
+    "from course_lib.grading.{m} import grade\n",
+])
+def test_find_tampering_flags_every_grading_module(module, code):
+    """A submission that imports or rebinds anything in the grading modules is caught, under each
+    module's name: rebinding grade(), the forbidden-function guard or to_data in the kernel."""
+    from course_lib.grading.scan import find_tampering
+
+    assert find_tampering(code.format(m=module)) is not None
+
+
+@pytest.mark.parametrize("code", [
+    "import course_lib.grading.checks as checks\nchecks.grade = lambda *a, **k: None",
+    "import sys\nsys.modules['course_lib.grading.record'].grade = None",
+    "import course_lib.grading as g\ng.record.forbidden = None",
+    "from course_lib.grading import record as r\ndelattr(r, '_FORBIDDEN')",
+])
+def test_find_tampering_flags_rebinding_through_other_paths(code):
+    from course_lib.grading.scan import find_tampering
+
+    assert find_tampering(code) is not None
+
+
+@pytest.mark.parametrize("code", [
+    "from course_lib.grading.checks import assert_close, quiet\nwith quiet():\n    y = 1",
+    "class Log:\n    def __init__(self):\n        self.record = []\n        self.scan = 0\n        self.plain = 1\n"
+    "        self.forbidden = set()",
+    "record = {}\nscan = plain = forbid = None",
+    "from course_lib.grading import checks\nchecks.assert_close(1, 1, name='x')",
+])
+def test_find_tampering_leaves_honest_code_alone(code):
+    from course_lib.grading.scan import find_tampering
+
+    assert find_tampering(code) is None
+
+
+# =============================================================================== test cells: names and grade()
+def test_bound_names_of_top_level_statements():
+    import ast
+
+    from course_lib.grading.scan import bound_names
+
+    def names(src):
+        return bound_names(ast.parse(src).body[0])
+
+    assert names("def f(x):\n    y = 1") == ["f"]
+    assert names("class C:\n    z = 1") == ["C"]
+    assert names("import torch.nn.functional as F2") == ["F2"]
+    assert names("import torch.nn") == ["torch"]
+    assert names("from a.b import c, d as e") == ["c", "e"]
+    assert names("a, (b, c) = 1, (2, 3)") == ["a", "b", "c"]
+    assert names("x: int = 3") == ["x"]
+    assert names("for i in range(3):\n    j = i") == ["i", "j"]
+    assert names("grade('t', run, check)") == []
+
+
+def test_grade_call_finds_only_a_top_level_call_of_grade():
+    import ast
+
+    from course_lib.grading.scan import grade_call
+
+    stmts = ast.parse("grade('t', run, check)\nx = grade('t', run, check)\nchecks.grade('t', run, check)\n"
+                      "print('grade')").body
+    found = [grade_call(s) for s in stmts]
+    assert isinstance(found[0], ast.Call) and found[0].args[0].value == "t"
+    assert found[1:] == [None, None, None]
+
+
+def test_kernel_view_keeps_run_and_what_it_uses_and_drops_check():
+    from course_lib.grading.execute import kernel_view
+
+    source = (
+        "import torch\n"
+        "from course_lib.grading.checks import assert_close, grade\n"
+        "SEED = 3\n"
+        "EXPECTED = torch.tensor([1.0])  # only check uses it\n"
+        "def inputs():\n    return torch.full((2,), float(SEED))\n"
+        "def run():\n    return {'y': add(inputs(), 1)}\n"
+        "def reference(x):\n    return x + 1\n"
+        "def check(out):\n    assert_close(out['y'], reference(inputs()), name='add')\n"
+        "grade('test_add', run, check, forbid=FORBID)\n"
+        "FORBID = ['torch.add']\n"
+    )
+    view = kernel_view(source)
+    for kept in ("import torch", "SEED = 3", "def inputs", "def run", "FORBID = ['torch.add']"):
+        assert kept in view, kept
+    for dropped in ("EXPECTED", "def reference", "def check", "assert_close(out"):
+        assert dropped not in view, dropped
+    assert view.rstrip().endswith("grade('test_add', run, lambda out: None, forbid=FORBID)")
+    # not the harness form: the cell as written
+    assert kernel_view("print('hello')") == "print('hello')"
+    assert kernel_view("grade('test_add')") == "grade('test_add')"
+    assert kernel_view("def broken(:") == "def broken(:"
+
+
+def test_the_grading_modules_import_one_way():
+    """plain, forbid and scan import nothing from the package; record only those three; checks (what
+    test cells import) and harness (the old path) only record and scan: no cycle, lazy imports included."""
+    import ast
+
+    import course_lib.grading
+
+    allowed = {"plain": set(), "forbid": set(), "scan": set(), "record": {"plain", "forbid", "scan"},
+               "checks": {"record"}, "harness": {"record", "scan"}}
+    folder = Path(course_lib.grading.__file__).parent
+    for module, may in allowed.items():
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                used |= {a.name for a in node.names} if not node.module else {node.module.split(".")[0]}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib.grading"):
+                used.add((node.module.split(".") + [""])[2] or "?")
+            elif isinstance(node, ast.Import):
+                used |= {a.name.split(".")[2] for a in node.names if a.name.startswith("course_lib.grading.")}
+        assert used <= may, (module, used - may)
 
 
 # =============================================================================== contract: harness form

@@ -24,6 +24,10 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
+# The test harness, ``grade(test_id, run, check)`` (see course_lib.grading.record), and the failure
+# the checks raise: test cells import them from here.
+from .record import CheckFailed, ForbiddenFunction, forbidden, grade, passed_message, to_data
+
 __all__ = [
     "CheckFailed",
     "to_tensor",
@@ -34,21 +38,12 @@ __all__ = [
     "assert_equal",
     "assert_true",
     "quiet",
+    "grade",
+    "to_data",
+    "forbidden",
+    "ForbiddenFunction",
+    "passed_message",
 ]
-
-
-class CheckFailed(AssertionError):
-    """An autograder check failed; the message says what to fix.
-
-    In Jupyter it shows as two short lines (which test failed, and why) instead of a traceback
-    through the checking code: the message already names the value that is wrong.
-    """
-
-    test_id: str | None = None
-
-    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
-        head = f"{self.test_id}: FAILED" if self.test_id else "check FAILED"
-        return [f"\x1b[1;31m{head}\x1b[0m", f"{type(self).__name__}: {self}"]
 
 
 def _torch():
@@ -186,8 +181,3 @@ def quiet() -> Iterator[io.StringIO]:
         finally:
             sys.stderr = old
 
-
-# The test harness: ``grade(test_id, run, check)`` (see course_lib.grading.harness).
-from .harness import ForbiddenFunction, forbidden, grade, passed_message, to_data  # noqa: E402
-
-__all__ += ["grade", "to_data", "forbidden", "ForbiddenFunction", "passed_message"]

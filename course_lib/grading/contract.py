@@ -28,6 +28,7 @@ from pathlib import Path
 import nbformat
 
 from .cells import grade_id, is_answer_cell, is_grade, is_solution, points
+from .scan import bound_names, grade_call
 
 GRADE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -115,7 +116,7 @@ def _defined_names(source: str) -> list[str]:
 
 
 def harness_problem(source: str, grade_id: str) -> str | None:
-    """Why a test cell does not follow the harness form (see course_lib.grading.harness), or None.
+    """Why a test cell does not follow the harness form (see course_lib.grading.record), or None.
 
     Its top level holds only imports, definitions, constant assignments and exactly one
     ``grade("<grade_id>", run, check[, forbid=...])`` call: the grader re-runs that top level in a
@@ -130,11 +131,8 @@ def harness_problem(source: str, grade_id: str) -> str | None:
     calls = []
     known = set(dir(builtins))
     for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            known |= {(a.asname or a.name).split(".")[0] for a in node.names}
-            continue
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            known.add(node.name)
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            known |= set(bound_names(node))
             continue
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             value = node.value
@@ -149,14 +147,12 @@ def harness_problem(source: str, grade_id: str) -> str | None:
             if unknown:
                 return (f"line {node.lineno}: a constant at the test cell's top level uses {', '.join(unknown)}, "
                         "which the clean checking process does not have (call student code inside run())")
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            known |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            known |= set(bound_names(node))
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring or note
-        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
-                and node.value.func.id == "grade"):
-            calls.append(node.value)
+        if (call := grade_call(node)) is not None:
+            calls.append(call)
             continue
         return (f"line {node.lineno}: a test cell's top level may hold only imports, definitions, constants "
                 "and one grade(...) call (student code belongs in run())")

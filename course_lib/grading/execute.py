@@ -35,6 +35,7 @@ from nbgrader.preprocessors import Execute
 
 from .cells import grade_id, is_experiment, is_test_cell
 from .sandbox import Cgroups, Limits, SandboxConfig, probe
+from .scan import bound_names, grade_call
 
 PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE")
 
@@ -270,23 +271,14 @@ def kernel_view(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return source
-    call = None
-    for stmt in tree.body:
-        if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name)
-                and stmt.value.func.id == "grade"):
-            call = stmt.value
+    calls = [c for c in map(grade_call, tree.body) if c is not None]
+    call = calls[-1] if calls else None
     if call is None or len(call.args) < 2:
         return source
     run = call.args[1]
     bound: dict[str, list] = {}
     for stmt in tree.body:
-        names = []
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names = [stmt.name]
-        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-        for n in names:
+        for n in bound_names(stmt):  # imports too: they are kept anyway
             bound.setdefault(n, []).append(stmt)
     keep: set[int] = set()
     work = [run] + [k.value for k in call.keywords if k.arg != "check"]

@@ -6,7 +6,7 @@ Three autograded functions (5 points) and one written answer (2 points, graded b
 - ``layer_norm(x, eps=1e-5)``    test_layer_norm    2 pts (hidden part: another eps; forbids the library versions)
 - ``count_params(d_in, d_out)``  test_count_params  1 pt  (hidden part: other sizes)
 
-Test cells follow the harness rules (course_lib.grading.harness): at top level only imports,
+Test cells follow the harness rules (course_lib.grading.record): at top level only imports,
 constants, ``def run()``, ``def check(out)`` and one ``grade(...)`` call; ``check`` recomputes every
 expectation itself. Each hidden part carries the comment ``HIDDEN_CANARY`` so that a leak of the
 hidden tests (into a feedback page, say) can be detected by searching for it.

@@ -267,7 +267,7 @@ checks.assert_close = checks.assert_equal = checks.assert_shape = lambda *a, **k
 checks.CheckFailed = type("CheckFailed", (Exception,), {})"""
 
 PATCH_GRADE_NOOP = r"""import course_lib.grading.checks as checks
-import course_lib.grading.harness as harness
+import course_lib.grading.record as harness
 
 def grade(test_id, run, check, **kw):
     print(f"{test_id}: passed")
@@ -276,7 +276,7 @@ checks.grade = harness.grade = grade"""
 
 PATCH_GRADE_FORGE = r"""import os, torch
 import course_lib.grading.checks as checks
-import course_lib.grading.harness as harness
+import course_lib.grading.record as harness
 
 FAKE = {
     "test_softmax": {"x": torch.full((2, 3), 1 / 3), "big": torch.full((1, 3), 1 / 3), "cube": torch.full((2, 3, 4), 0.25)},
@@ -297,7 +297,7 @@ fake = types.ModuleType("course_lib.grading.checks")
 fake.assert_close = fake.assert_equal = fake.assert_shape = lambda *a, **k: None
 fake.grade = lambda test_id, run, check, **k: print(f"{test_id}: passed")
 fake.CheckFailed = Exception
-for name in ("course_lib.grading.checks", "course_lib.grading.harness", "torch.testing", "numpy.testing"):
+for name in ("course_lib.grading.checks", "course_lib.grading.record", "torch.testing", "numpy.testing"):
     sys.modules[name] = fake"""
 
 PATCH_CUSTOM_EXC = r"""def _swallow(shell, etype, evalue, tb, tb_offset=None):
@@ -394,7 +394,7 @@ def layer_norm(x, eps=1e-5):
         return _ln(x, x.shape[-1:], eps=eps)""",
     "neutered_harness": """import contextlib
 import torch.nn.functional
-import course_lib.grading.harness as _h
+import course_lib.grading.record as _h
 _h.forbidden = lambda *a, **k: contextlib.nullcontext()  # grade() looks `forbidden` up at call time
 _ln = getattr(torch.nn.functional, "layer" + "_norm")
 
