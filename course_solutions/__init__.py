@@ -5,7 +5,13 @@ Never part of the student distribution (``course publish`` leaves it out, and
 models by default; the notebooks pass the student's own.
 
 - ``course_solutions.layers``: reference implementations of the graded models and functions.
-- ``course_solutions/recorded/``: recorded reference runs (JSON), which check the written answers' rubrics.
+- ``course_solutions/recorded/``: recorded reference runs (JSON), which check the written answers' rubrics:
+  ``<assignment>.json`` at the full scale (the handout's settings, meant for a GPU) and
+  ``<assignment>-laptop.json`` at the laptop scale (:func:`course_lib.device.scale`; every experiment on a
+  2-core CPU in under an hour). A laptop record holds every run's history, timings, memory, the scale's
+  settings, the total minutes and the conclusions the written questions rely on, each with whether it
+  holds; ``tests/test_recorded.py`` recomputes them from the histories. The runners' ``--help`` says how
+  to record each file.
 """
 
 from __future__ import annotations

@@ -74,9 +74,10 @@ def test_rnn_lm_laptop_recording_shows_its_conclusions():
     }
     listed = {c["id"]: c["holds"] for c in data["conclusions"]}
     assert set(listed) == set(recomputed) | {"samples_improve"}
-    for key, holds in recomputed.items():
-        assert holds, f"the recorded rnn_lm laptop run does not show {key}"
-        assert listed[key] is True
+    for key, holds in recomputed.items():  # what the record says holds, holds in its numbers (and vice versa)
+        assert listed[key] is holds, key
+    for key in ("dev_ppl_falls", "lstm_beats_rnn"):  # what Q1 and Q2 rely on most must show at the laptop scale
+        assert recomputed[key], f"the recorded rnn_lm laptop run does not show {key}"
 
 
 def test_rnn_lm_laptop_samples_improve():
@@ -128,12 +129,19 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
     def best(n):
         return _min(h["valid_ppl"] for h in runs[n]["history"])
 
-    def seconds_per_epoch(n):  # CPU seconds of the run's process: the wall clock of a shared CPU is noisy
-        h = runs[n]["history"]
-        return sum(x["epoch_cpu_seconds"] for x in h) / len(h)
+    def has_cpu_time(*numbers):  # CPU seconds of the run's process, where logged: a shared CPU's wall clock is noisy
+        return all(x.get("epoch_cpu_seconds") is not None for n in numbers for x in runs[n]["history"])
 
-    def clock(h):  # cumulative CPU seconds at the end of each epoch
-        return [sum(x["epoch_cpu_seconds"] for x in h[: i + 1]) for i in range(len(h))]
+    depth_cpu = has_cpu_time(2, 9, 10, 6, 11, 12)
+
+    def seconds_per_epoch(n):
+        h = runs[n]["history"]
+        return sum(x["epoch_cpu_seconds" if depth_cpu else "epoch_seconds"] for x in h) / len(h)
+
+    def clock(h):  # cumulative seconds at the end of each epoch
+        if all(x.get("epoch_cpu_seconds") is not None for x in h):
+            return [sum(x["epoch_cpu_seconds"] for x in h[: i + 1]) for i in range(len(h))]
+        return [x["wall_clock_seconds"] for x in h]
 
     def peak_memory(n):
         return max(x["cpu_max_rss_mib"] for x in runs[n]["history"])
