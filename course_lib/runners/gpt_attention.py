@@ -9,7 +9,7 @@ can be drawn from the logs. The command line and the notebook share it::
     python -m course_lib.runners.gpt_attention --config 5          # one (GPT-Adam-1L)
     python -m course_lib.runners.gpt_attention --all               # all 12, skipping finished ones
     python -m course_lib.runners.gpt_attention --all --fast        # seconds, on a CPU (a check, not results)
-    python -m course_lib.runners.gpt_attention --all --scale laptop   # all 12 on a 2-core CPU, about half an hour
+    python -m course_lib.runners.gpt_attention --all --scale laptop   # all 12 on a 2-core CPU, about 25 minutes
 
 Recording the reference runs (instructor material, with ``course_solutions``; ``--record`` also
 checks and stores the conclusions the runs show)::
@@ -81,11 +81,12 @@ Differences from the original, on purpose:
   (LSTM hidden size 128, GPT 4 heads), sequences are 64 tokens, the data is the first 768 training
   and 64 validation windows, the vocabulary is cut to the 4,094 most frequent words of that training
   slice (the others become one ``<unk>``: the 33k-word output layer would otherwise take most of a
-  CPU's time) and each run lasts 6 epochs (:data:`LAPTOP`). All 12 runs take about 20 minutes on
-  one thread of a 2-core CPU, and show what the questions ask about: Adam/AdamW far ahead of SGD and
-  SGD with momentum, LSTM against GPT per epoch and per second, the time and memory deeper models
-  cost, overfitting (:func:`conclusions`; the recorded run is
-  ``course_solutions/recorded/gpt_attention-laptop.json``). Perplexities are lower than the
+  CPU's time) and each run lasts 6 epochs (:data:`LAPTOP`). All 12 runs took 25 minutes end to end
+  (one torch thread each, on a 2-core CPU shared with several other busy processes; less on a free
+  laptop), and show what the questions ask about: Adam/AdamW far ahead of SGD and SGD with momentum
+  (15x for the LSTM, 2.2x against GPT with momentum), the GPT ahead of the LSTM per epoch and per
+  second, deeper models costing more time and memory, GPT-Adam overfitting after epoch 5
+  (:func:`conclusions`; the recorded run is ``course_solutions/recorded/gpt_attention-laptop.json``). Perplexities are lower than the
   handout's because of the smaller vocabulary: compare runs with each other, not with the handout.
 - ``fast``: seconds, for checks (below).
 
@@ -1569,7 +1570,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""scales (--scale, else COURSE_SCALE, else fast with COURSE_FAST=1, else full with CUDA, laptop without):
   fast    seconds on a CPU, a check of the code (never recorded as results)
-  laptop  all 12 on a 2-core CPU in about 20 minutes: narrower models, 64-token sequences, a slice of
+  laptop  all 12 on a 2-core CPU in about 25 minutes: narrower models, 64-token sequences, a slice of
           the data, the 4,094 most frequent words, 6 epochs; logs under <log-dir>/laptop/
   full    the handout's settings (10 epochs, batch 16 x 256 tokens, embedding 768), for a GPU
 
@@ -1588,7 +1589,7 @@ recording the reference runs (instructor material, needs course_solutions):
     which.add_argument("--all", action="store_true", help="all 12 experiments (finished ones are skipped)")
     which.add_argument("--list", action="store_true", help="list the configurations and their status")
     parser.add_argument("--scale", choices=SCALES, default=None,
-                        help="fast (seconds, checks), laptop (all 12 in about half an hour on a 2-core CPU) or full "
+                        help="fast (seconds, checks), laptop (all 12 in about 25 minutes on a 2-core CPU) or full "
                              "(the handout's settings, for a GPU); default: COURSE_SCALE, else fast with "
                              "COURSE_FAST=1, else full with CUDA and laptop without")
     parser.add_argument("--fast", action="store_true", help="same as --scale fast")
