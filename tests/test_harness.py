@@ -45,7 +45,7 @@ def _inline_mode(monkeypatch):
     monkeypatch.delenv(RECORD_ENV, raising=False)
     assert _replay_state() is None
     yield
-    assert _replay_state() is None, "verify() must reset the replay state"
+    assert _replay_state() is None, "replay_tests() must reset the replay state"
 
 
 # =============================================================================== to_data
@@ -277,7 +277,7 @@ def test_record_path_rejects_ids_that_escape_the_folder(tmp_path):
             record_path(tmp_path, bad)
 
 
-# =============================================================================== grade(): replay via verify()
+# =============================================================================== grade(): replay via replay_tests()
 def nbg(**kw):
     return {"nbgrader": {"schema_version": 3, **kw}}
 

@@ -79,7 +79,7 @@ class TestResult(dict):
 
 
 class _Replay:
-    """The grader's side: ``grade`` loads a record and calls ``check`` (see :mod:`.verify`)."""
+    """The grader's side: ``grade`` loads a record and calls ``check`` (see :mod:`.replay`)."""
 
     def __init__(self, records: Path, student_code: str = "", max_bytes: int = 64 * 1024 * 1024,
                  cells: list[tuple[str | None, str]] | None = None):
