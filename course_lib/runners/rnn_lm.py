@@ -22,9 +22,11 @@ code path for all three:
   2 epochs, a sample every epoch: seconds on a CPU, for checks and autograding.
 - ``laptop`` (the default without CUDA, or ``COURSE_SCALE=laptop``): the first 6,000 lines
   (dev: their last 10 %), 20 epochs, a sample every 2 epochs; model sizes unchanged. The
-  notebook's three trainings (Q1 defaults, the Q2 and Q3 examples) take about 13 minutes together
-  on a 2-core CPU (measured: ``course_solutions/recorded/rnn_lm-laptop.json``), and still show
-  what Q1-Q3 ask about (samples improving, dev perplexity levelling off, LSTM beating the RNN).
+  notebook's three trainings (Q1 defaults, the Q2 and Q3 examples) took 32 minutes together (one
+  torch thread, on a 2-core CPU shared with several other busy processes; Q1 alone 2.6 minutes;
+  less on a free laptop; ``course_solutions/recorded/rnn_lm-laptop.json``), and still show what
+  Q1-Q3 ask about (samples improving, dev perplexity falling then levelling off, LSTM ahead of the
+  vanilla RNN).
 - ``full`` (the default with CUDA, or ``COURSE_SCALE=full``): the handout's settings, unchanged.
 
 Checkpoints of the fast and laptop scales are named ``rnn_lm_<scale>_...``, and every recorded run
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a character-level language model on Tiny Shakespeare.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog=("Scales: fast (seconds, checks), laptop (the first 6,000 lines, 20 epochs, a sample every 2 epochs: "
-                "the notebook's three trainings in under half an hour on a 2-core CPU), full (the handout's settings). "
+                "the notebook's three trainings in about half an hour on a 2-core CPU), full (the handout's settings). "
                 "Recording the reference runs (instructor material): python -m course_lib.runners.rnn_lm --scale "
                 "laptop --notebook-runs --record course_solutions/recorded/rnn_lm-laptop.json ; python -m "
                 "course_lib.runners.rnn_lm --scale full --record course_solutions/recorded/rnn_lm.json"),
