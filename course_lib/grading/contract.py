@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 from .cells import grade_id, is_answer_cell, is_grade, is_solution, points
-from .scan import bound_names, grade_call
+from .scan import TEST_CELL_BINDINGS, bound_names, grade_call
 
 GRADE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -131,9 +131,6 @@ def harness_problem(source: str, grade_id: str) -> str | None:
     calls = []
     known = set(dir(builtins))
     for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            known |= set(bound_names(node))
-            continue
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             value = node.value
             local = set()  # names bound inside the value (comprehension variables, lambda arguments)
@@ -147,6 +144,7 @@ def harness_problem(source: str, grade_id: str) -> str | None:
             if unknown:
                 return (f"line {node.lineno}: a constant at the test cell's top level uses {', '.join(unknown)}, "
                         "which the clean checking process does not have (call student code inside run())")
+        if isinstance(node, TEST_CELL_BINDINGS):  # imports, definitions, constants
             known |= set(bound_names(node))
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):

@@ -35,7 +35,7 @@ from nbgrader.preprocessors import Execute
 
 from .cells import grade_id, is_experiment, is_test_cell
 from .sandbox import Cgroups, Limits, SandboxConfig, probe
-from .scan import bound_names, grade_call
+from .scan import TEST_CELL_BINDINGS, bound_names, grade_call
 
 PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE")
 
@@ -278,6 +278,8 @@ def kernel_view(source: str) -> str:
     run = call.args[1]
     bound: dict[str, list] = {}
     for stmt in tree.body:
+        if not isinstance(stmt, TEST_CELL_BINDINGS):
+            continue
         for n in bound_names(stmt):  # imports too: they are kept anyway
             bound.setdefault(n, []).append(stmt)
     keep: set[int] = set()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 
 __all__ = ["find_forbidden_use", "find_tampering", "reachable_code", "bound_names", "grade_call",
-           "TAMPER_NAMES", "TAMPER_MODULES", "GRADING_MODULES"]
+           "TAMPER_NAMES", "TAMPER_MODULES", "GRADING_MODULES", "TEST_CELL_BINDINGS"]
 
 DEFAULT_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional", "np": "numpy"}
 
@@ -272,6 +272,12 @@ def _free_names(stmt) -> set[str]:
 
     visit(stmt, frozenset())
     return free
+
+
+# The statements that bind names at the top level of a test cell in the harness form (see
+# contract.harness_problem): imports, definitions and constant assignments.
+TEST_CELL_BINDINGS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                      ast.Assign, ast.AnnAssign)
 
 
 def bound_names(stmt) -> list[str]:
