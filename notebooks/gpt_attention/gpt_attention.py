@@ -2042,6 +2042,15 @@ ga.results_table(results, caption=None if not fast_mode() else
 # "best" means, units of time and memory, the scale). At the full scale the best LSTM is
 # typically experiment 2 or 9 (AdamW, 1 or 2 layers) and the best GPT experiment 5 or 6
 # (Adam/AdamW, 1 layer); accept whatever the student's own table shows.
+#
+# *Reference, laptop scale* (`course_solutions/recorded/gpt_attention-laptop.json`, reference
+# models, 6 epochs; best validation perplexity @ epoch): LSTM Adam 255.5 @6, AdamW 255.5 @6,
+# SGD 4,102 @6, momentum 4,019 @6, AdamW 2L 269.5 @6, AdamW 4L 267.1 @2; GPT Adam 141.4 @5,
+# AdamW 141.4 @5, SGD 1,300 @6, momentum 313.2 @6, AdamW 2L 139.5 @5, AdamW 4L 203.0 @6. Peak
+# memory (process RSS) grows with depth: LSTM 569 / 571 / 594 MiB, GPT 559 / 571 / 634 MiB for
+# 1 / 2 / 4 layers. What differs from the full scale, so that students are not marked down for
+# it: the GPT beats the LSTM clearly (short sequences and a 4,096-word vocabulary favour it), and
+# the LSTMs do not overfit within 6 epochs.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q3", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Q3** [3 pts] Which hyperparameters + optimizer would you use if you were most concerned with
