@@ -355,6 +355,26 @@ def analyse(nb, runs: dict[int, CellRun], *, path: Path, seconds: float, fast: b
     answers = {_grade_id(c): i for i, c in enumerate(cells) if is_answer_cell(c) and _grade_id(c)}
     report = Report(notebook=str(path), mode="fast" if fast else "full",
                     experiments="run" if run_experiments else "skipped", seconds=round(seconds, 1))
+    edited = _edited_cells(cells, report.warnings)
+    for i, c in enumerate(cells):
+        if is_test_cell(c):
+            report.tests.append(_checked_test(cells, i, questions[i], runs.get(i, CellRun("not run")), answers,
+                                              edited=i in edited))
+        elif is_written_answer(c):
+            report.written.append(WrittenAnswer(_grade_id(c), _written_label(cells, i, questions[i]), _points(c),
+                                                not _blank(c), cell=i))
+        elif (c.cell_type == "code" and runs.get(i) and runs[i].status in ("error", "timeout", "died")
+              and not (is_answer_cell(c) and _not_answered(c))):
+            r = runs[i]
+            report.cell_errors.append({"cell": i, "grade_id": _grade_id(c) or None, "question": questions[i],
+                                       "first_line": _first_line(c.source, 80),
+                                       "error": f"{r.ename}: {_first_line(r.evalue)}".rstrip(": ")})
+    _report_missing_cells(report, cells, answers, reference)
+    return report
+
+
+def _edited_cells(cells, warnings: list[str]) -> set[int]:
+    """Indices of read-only cells whose checksum no longer matches (a warning for each)."""
     edited: set[int] = set()
     for i, c in enumerate(cells):
         checksum = _nbg(c).get("checksum")
@@ -367,74 +387,71 @@ def analyse(nb, runs: dict[int, CellRun], *, path: Path, seconds: float, fast: b
         if not same:
             edited.add(i)
             what = "test cell" if is_test_cell(c) else "read-only cell"
-            report.warnings.append(
+            warnings.append(
                 f"{_grade_id(c)}: this {what} was edited; the original is restored at grading"
                 + (", so its result here is not the one the grader will see. Undo your change to see the real result"
                    if is_test_cell(c) else "") + ".")
-    for i, c in enumerate(cells):
-        if is_test_cell(c):
-            tid = _grade_id(c)
-            target = _target(tid, answers)
-            t = CheckedTest(tid, target, questions[i], _points(c), NOT_RUN, cell=i)
-            run = runs.get(i, CellRun("not run"))
-            answer = cells[answers[target]] if target in answers else None
-            unanswered = answer is not None and _not_answered(answer)
-            if run.status == "ok":
-                t.status = PASSED
-            elif run.status in ("not run", "skipped"):
-                t.status, t.message = NOT_RUN, "the kernel stopped before this cell" if run.status == "not run" else ""
-            elif unanswered or run.ename == "NotImplementedError":
-                t.status, t.message = NOT_ANSWERED, f"{target} still raises NotImplementedError: write your answer in its cell"
-            elif run.status == "error" and run.ename in FAILED_NAMES:
-                t.status, t.message = FAILED, _first_line(run.evalue) or "a check failed"
-            else:
-                msg = _first_line(run.evalue)
-                t.status, t.message = ERROR, f"{run.ename}: {msg}" if msg else run.ename
-            if answer is None and target not in answers and t.status != PASSED:
-                t.message = (f"the answer cell for {target} is missing from the notebook; " + t.message).rstrip("; ")
-            if i in edited:
-                outcome = "passed" if t.status == PASSED else f"{LABELS[t.status]}" + (f": {t.message}" if t.message else "")
-                t.status, t.message = EDITED, f"you edited this test cell (the original is restored at grading); your copy {outcome}"
-            report.tests.append(t)
-        elif is_written_answer(c):
-            report.written.append(WrittenAnswer(_grade_id(c), _written_label(cells, i, questions[i]), _points(c),
-                                                not _blank(c), cell=i))
-        elif (c.cell_type == "code" and runs.get(i) and runs[i].status in ("error", "timeout", "died")
-              and not (is_answer_cell(c) and _not_answered(c))):
-            r = runs[i]
-            report.cell_errors.append({"cell": i, "grade_id": _grade_id(c) or None, "question": questions[i],
-                                       "first_line": _first_line(c.source, 80),
-                                       "error": f"{r.ename}: {_first_line(r.evalue)}".rstrip(": ")})
-    # Graded or read-only cells of the assignment that are not in this notebook (needs the course's copy).
-    if reference is not None:
-        present = {_grade_id(c) for c in cells if _grade_id(c)}
-        ref_questions = _question_labels(reference.cells)
-        ref_answers = [_grade_id(c) for c in reference.cells if is_answer_cell(c)]
-        for j, c in enumerate(reference.cells):
-            gid = _grade_id(c)
-            if not gid or gid in present:
-                continue
-            if is_test_cell(c):
-                report.tests.append(CheckedTest(gid, _target(gid, ref_answers), ref_questions[j], _points(c), MISSING,
-                                               "this test cell was deleted; it is put back at grading"))
-                report.warnings.append(f"{gid}: this test cell is missing (deleted?); it is put back at grading.")
-            elif is_written_answer(c):
-                report.written.append(WrittenAnswer(gid, _written_label(reference.cells, j, ref_questions[j]),
-                                                    _points(c), False))
-                report.warnings.append(f"{gid}: this written-answer cell is missing (deleted?); it is put back "
-                                       "empty at grading and scores 0.")
-            elif is_answer_cell(c):
-                report.warnings.append(f"{gid}: this answer cell is missing (deleted?); its tests fail at grading "
-                                       "(answer cells are not put back).")
-            elif is_locked(c):
-                report.warnings.append(f"{gid}: this read-only cell is missing (deleted?); it is put back at grading.")
+    return edited
+
+
+def _checked_test(cells, i: int, question: str, run: CellRun, answers: dict[str, int], *, edited: bool) -> CheckedTest:
+    """Test cell ``i`` as its run in the student's kernel left it."""
+    c = cells[i]
+    tid = _grade_id(c)
+    target = _target(tid, answers)
+    t = CheckedTest(tid, target, question, _points(c), NOT_RUN, cell=i)
+    answer = cells[answers[target]] if target in answers else None
+    unanswered = answer is not None and _not_answered(answer)
+    if run.status == "ok":
+        t.status = PASSED
+    elif run.status in ("not run", "skipped"):
+        t.status, t.message = NOT_RUN, "the kernel stopped before this cell" if run.status == "not run" else ""
+    elif unanswered or run.ename == "NotImplementedError":
+        t.status, t.message = NOT_ANSWERED, f"{target} still raises NotImplementedError: write your answer in its cell"
+    elif run.status == "error" and run.ename in FAILED_NAMES:
+        t.status, t.message = FAILED, _first_line(run.evalue) or "a check failed"
     else:
+        msg = _first_line(run.evalue)
+        t.status, t.message = ERROR, f"{run.ename}: {msg}" if msg else run.ename
+    if answer is None and target not in answers and t.status != PASSED:
+        t.message = (f"the answer cell for {target} is missing from the notebook; " + t.message).rstrip("; ")
+    if edited:
+        outcome = "passed" if t.status == PASSED else f"{LABELS[t.status]}" + (f": {t.message}" if t.message else "")
+        t.status, t.message = EDITED, f"you edited this test cell (the original is restored at grading); your copy {outcome}"
+    return t
+
+
+def _report_missing_cells(report: Report, cells, answers: dict[str, int], reference) -> None:
+    """Graded or read-only cells of the assignment that are not in this notebook (needs the course's copy;
+    without it, only answers left without any test)."""
+    if reference is None:
         tested = {t.tests for t in report.tests}
         for name in answers:
             if name not in tested:
                 report.warnings.append(f"{name}: no test cell for this answer is left in the notebook (deleted?); "
                                        "the tests are put back at grading.")
-    return report
+        return
+    present = {_grade_id(c) for c in cells if _grade_id(c)}
+    ref_questions = _question_labels(reference.cells)
+    ref_answers = [_grade_id(c) for c in reference.cells if is_answer_cell(c)]
+    for j, c in enumerate(reference.cells):
+        gid = _grade_id(c)
+        if not gid or gid in present:
+            continue
+        if is_test_cell(c):
+            report.tests.append(CheckedTest(gid, _target(gid, ref_answers), ref_questions[j], _points(c), MISSING,
+                                            "this test cell was deleted; it is put back at grading"))
+            report.warnings.append(f"{gid}: this test cell is missing (deleted?); it is put back at grading.")
+        elif is_written_answer(c):
+            report.written.append(WrittenAnswer(gid, _written_label(reference.cells, j, ref_questions[j]),
+                                                _points(c), False))
+            report.warnings.append(f"{gid}: this written-answer cell is missing (deleted?); it is put back "
+                                   "empty at grading and scores 0.")
+        elif is_answer_cell(c):
+            report.warnings.append(f"{gid}: this answer cell is missing (deleted?); its tests fail at grading "
+                                   "(answer cells are not put back).")
+        elif is_locked(c):
+            report.warnings.append(f"{gid}: this read-only cell is missing (deleted?); it is put back at grading.")
 
 
 def check_notebook(path, *, fast: bool = True, timeout: float | None = DEFAULT_TIMEOUT, run_experiments: bool = False,

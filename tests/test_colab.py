@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 from course_lib import notebook as nbsetup
-from course_lib.grading import cli, project
+from course_lib.grading import cli, distribution, project
 from course_lib.grading.assignments import list_assignments
 from course_lib.grading.workspace import Workspace
 
@@ -316,7 +316,7 @@ def test_setup_cell_installs_course_lib_in_a_clean_environment(tmp_path):
     started = time.monotonic()
     # what the setup cell's `pip install "course-lib @ git+<repository>@<student branch>"` gets
     source = tmp_path / "student"
-    project.write_student_tree(Workspace(tmp_path / "grading", root=REPO), source)
+    distribution.write_student_tree(Workspace(tmp_path / "grading", root=REPO), source)
     assert (source / "pyproject.toml").is_file() and not (source / "course_solutions").exists()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

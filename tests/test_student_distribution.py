@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from course_lib.grading import cli, leaks
+from course_lib.grading import canonical, cli, leaks
 from course_lib.grading.assignments import list_assignments
 
 from conftest import REPO
@@ -206,10 +206,10 @@ def test_a_body_pasted_inside_other_code_with_renamed_variables_is_caught(dist):
     nb = json.loads((dist.repo / "notebooks" / "gpt_attention" / "gpt_attention.ipynb").read_text(encoding="utf-8"))
     cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "MultiHeadedAttention")
     tree = ast.parse("\n".join(line for line in "".join(cell["source"]).splitlines() if "SOLUTION" not in line))
-    fn = leaks.functions(tree)["MultiHeadedAttention.get_attention_weights"]
-    body = leaks._drop_docstring(fn.body)
+    fn = canonical.functions(tree)["MultiHeadedAttention.get_attention_weights"]
+    body = canonical.drop_docstring(fn.body)
     params = [a.arg for a in fn.args.args]
-    local = sorted(leaks.function_locals(fn), key=len, reverse=True)
+    local = sorted(canonical.function_locals(fn), key=len, reverse=True)
     text = "\n".join(ast.unparse(s) for s in body)
     for i, name in enumerate(local):
         text = re.sub(rf"\b{name}\b", f"renamed_{i}", text)
@@ -244,8 +244,8 @@ def test_a_hidden_test_line_and_a_model_answer_put_back_are_caught(dist):
 
 # ----------------------------------------------------------------------------- the normalised AST
 def _canon(src: str) -> str:
-    fn = leaks.functions(ast.parse(src))["f"]
-    return leaks.canonical(leaks._drop_docstring(fn.body), leaks.function_locals(fn))
+    fn = canonical.functions(ast.parse(src))["f"]
+    return canonical.canonical(canonical.drop_docstring(fn.body), canonical.function_locals(fn))
 
 
 def test_canonical_bodies_ignore_names_docstrings_and_comments_but_not_the_code():

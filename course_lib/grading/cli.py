@@ -111,7 +111,8 @@ def cmd_release(args) -> int:
 
 def cmd_publish(args) -> int:
     """Release every assignment onto the local student branch (for the README's Colab badges)."""
-    from .project import ProjectError, publish
+    from .distribution import publish
+    from .project import ProjectError
 
     root = Path(args.repo).resolve() if args.repo else None
     try:
@@ -309,6 +310,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Longer than 80 lines on purpose: one short block per subcommand, the command line read as a table.
     p = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default=os.environ.get("COURSE_WORKDIR", "grading"),
                    help="grading workspace (default: ./grading or $COURSE_WORKDIR)")

@@ -29,7 +29,6 @@ assignments of ``REPO`` (released on the fly) and exits 1 when something leaked.
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import re
 import sys
@@ -38,6 +37,17 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .canonical import (
+    canonical,
+    drop_docstring,
+    function_locals,
+    functions,
+    module_locals,
+    node_count,
+    parse_code,
+    shape,
+    statement_lists,
+)
 from .cells import grade_id, nbgrader
 
 #: Hidden test lines shorter than this (stripped) are not distinctive (``with quiet():``).
@@ -52,157 +62,8 @@ MIN_STATEMENT_NODES = 16
 _SOLUTION_MARK = re.compile(r"^\s*#+\s*(BEGIN|END) SOLUTION\s*$")
 _HIDDEN_BEGIN = re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$")
 _HIDDEN_END = re.compile(r"^\s*#+\s*END HIDDEN TESTS\s*$")
-_MAGIC = re.compile(r"^\s*[%!]")
 _COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
              ast.With, ast.AsyncWith, ast.Try, ast.Match)
-
-
-# ----------------------------------------------------------------------------- normalised ASTs
-def _parse(source: str) -> ast.Module | None:
-    """A code cell or file as an AST (IPython magics blanked out); None when it is not Python."""
-    lines = ["" if _MAGIC.match(line) else line for line in source.splitlines()]
-    try:
-        return ast.parse("\n".join(lines))
-    except (SyntaxError, ValueError):
-        return None
-
-
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-
-
-def _stores(nodes, *, into_functions: bool) -> set[str]:
-    """Names bound by assignment (and parameters of nested scopes when ``into_functions``)."""
-    names: set[str] = set()
-    declared: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) and not into_functions:
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            declared.update(node.names)
-        stack.extend(ast.iter_child_nodes(node))
-    return names - declared
-
-
-def function_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """Parameters and every name the function (or a function nested in it) binds."""
-    return _stores([fn.args, *fn.body], into_functions=True)
-
-
-def module_locals(tree: ast.Module) -> set[str]:
-    """Names assigned at the module's (or a class body's) level, outside any function."""
-    return _stores(tree.body, into_functions=False)
-
-
-def _drop_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        return body[1:]
-    return body
-
-
-class _Rename(ast.NodeTransformer):
-    def __init__(self, local: set[str], placeholder: str | None):
-        self.local, self.placeholder, self.names = local, placeholder, {}
-
-    def _name(self, name: str) -> str:
-        if name not in self.local:
-            return name
-        if self.placeholder is not None:
-            return self.placeholder
-        return self.names.setdefault(name, f"_v{len(self.names)}")
-
-    def visit_Name(self, node):
-        node.id = self._name(node.id)
-        return node
-
-    def visit_arg(self, node):
-        node.arg = self._name(node.arg)
-        node.annotation = None
-        return self.generic_visit(node)
-
-    def visit_ExceptHandler(self, node):
-        if node.name:
-            node.name = self._name(node.name)
-        return self.generic_visit(node)
-
-    def visit_Expr(self, node):  # a bare string statement (a docstring of a nested function, a note)
-        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            return ast.Pass()
-        return self.generic_visit(node)
-
-
-def _walk_order(stmts: list[ast.stmt], local: set[str]) -> list[str]:
-    """Local names in order of first use (source order), for canonical renaming."""
-    seen: dict[str, None] = {}
-    for stmt in stmts:
-        for node in sorted((n for n in ast.walk(stmt) if isinstance(n, (ast.Name, ast.arg, ast.ExceptHandler))),
-                           key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0))):
-            name = node.id if isinstance(node, ast.Name) else node.arg if isinstance(node, ast.arg) else node.name
-            if name and name in local:
-                seen.setdefault(name, None)
-    return list(seen)
-
-
-def canonical(stmts: list[ast.stmt], local: set[str]) -> str:
-    """The statements as a normalised AST dump: locals renamed ``_v0, _v1, ...`` in order of first use."""
-    renamer = _Rename(local, None)
-    for i, name in enumerate(_walk_order(stmts, local)):
-        renamer.names[name] = f"_v{i}"
-    body = [renamer.visit(copy.deepcopy(s)) for s in stmts]
-    return ast.dump(ast.Module(body=body, type_ignores=[]), annotate_fields=False, include_attributes=False)
-
-
-def shape(stmt: ast.stmt, local: set[str]) -> str:
-    """One statement with every local name replaced by ``_`` (a cheap key to find candidates)."""
-    node = _Rename(local, "_").visit(copy.deepcopy(stmt))
-    return ast.dump(node, annotate_fields=False, include_attributes=False)
-
-
-def _size(stmts: list[ast.stmt]) -> int:
-    return sum(1 for s in stmts for _ in ast.walk(s))
-
-
-def functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
-    """Every function and method of a module by qualified name (``Class.method``, ``outer.inner``)."""
-    out = {}
-
-    def visit(node, prefix):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out.setdefault(prefix + child.name, child)
-                visit(child, prefix + child.name + ".")
-            elif isinstance(child, ast.ClassDef):
-                visit(child, prefix + child.name + ".")
-            else:
-                visit(child, prefix)
-
-    visit(tree, "")
-    return out
-
-
-def statement_lists(tree: ast.Module):
-    """Every list of consecutive statements in a module, with the names local to its scope."""
-    mod_local = module_locals(tree)
-
-    def visit(node, local):
-        for _, value in ast.iter_fields(node):
-            if isinstance(value, list) and value and all(isinstance(v, ast.stmt) for v in value):
-                yield value, local
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                yield from visit(child, function_locals(child))
-            else:
-                yield from visit(child, local)
-
-    yield from visit(tree, mod_local)
 
 
 # ----------------------------------------------------------------------------- secrets
@@ -317,7 +178,6 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
     notebooks) also says is not a secret.
     """
     secrets = Secrets(assignment)
-    skipped = secrets.skipped
     released_cells = {grade_id(c): c for c in released.get("cells", []) if grade_id(c)}
     public_lines: set[str] = set()
     public_words: list[str] = []
@@ -332,76 +192,102 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
         meta, src, kind = nbgrader(cell), _source(cell), cell.get("cell_type")
         gid = meta.get("grade_id", "?")
         if kind == "code" and meta.get("solution"):
-            full = _parse("\n".join(line for line in src.splitlines() if not _SOLUTION_MARK.match(line)))
+            full = parse_code("\n".join(line for line in src.splitlines() if not _SOLUTION_MARK.match(line)))
             if full is None:
-                skipped["unparsable solution cells"] = skipped.get("unparsable solution cells", 0) + 1
+                _skip(secrets, "unparsable solution cells")
                 continue
             rel = released_cells.get(gid)
-            rel_tree = _parse(_source(rel)) if rel is not None else None
-            rel_fns = functions(rel_tree) if rel_tree is not None else {}
-            for qualname, fn in functions(full).items():
-                body = _drop_docstring(fn.body)
-                if not body:
-                    continue
-                local = function_locals(fn)
-                ref = _code_secret(assignment, "function", qualname, body, local)
-                other = rel_fns.get(qualname)
-                if other is not None and canonical(_drop_docstring(other.body), function_locals(other)) == ref.canonical:
-                    continue  # given to students as it is: not graded
-                secrets.code.append(ref)
-                given = {shape(st, function_locals(other)) for st in ast.walk(other) if isinstance(st, ast.stmt)} \
-                    if other is not None else set()
-                for st in ast.walk(ast.Module(body=body, type_ignores=[])):
-                    if isinstance(st, ast.stmt) and not isinstance(st, _COMPOUND) and _size([st]) >= MIN_STATEMENT_NODES:
-                        sh = shape(st, local)
-                        if sh not in given:
-                            secrets.statements.setdefault(sh, qualname)
-            # every solution region that parses as statements, in the scope it sits in
-            marked = _parse(src)
-            regions = _solution_regions(src)
-            for first, last, text in regions:
-                region = _parse(textwrap.dedent(text))
-                if region is None or not region.body:
-                    skipped["unparsable solution regions"] = skipped.get("unparsable solution regions", 0) + 1
-                    continue
-                if all(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for s in region.body):
-                    continue  # whole functions: found as functions above
-                enclosing = None
-                if marked is not None:
-                    for fn in functions(marked).values():
-                        if fn.lineno < first and (fn.end_lineno or 0) >= last:
-                            enclosing = fn if enclosing is None or fn.lineno > enclosing.lineno else enclosing
-                local = function_locals(enclosing) if enclosing is not None else module_locals(region)
-                if _size(region.body) < MIN_BLOCK_NODES:
-                    skipped["tiny solution regions"] = skipped.get("tiny solution regions", 0) + 1
-                    continue
-                secrets.code.append(_code_secret(assignment, "solution block", f"{gid} (lines {first}-{last})",
-                                                 region.body, local))
+            rel_tree = parse_code(_source(rel)) if rel is not None else None
+            _function_secrets(secrets, full, functions(rel_tree) if rel_tree is not None else {})
+            _region_secrets(secrets, gid, src)
         elif kind == "code" and meta.get("grade"):
-            inside, _ = _hidden_lines(src)
-            for line in inside:
-                stripped = _squash(line)
-                if len(stripped) < MIN_HIDDEN_LINE:
-                    if stripped:
-                        skipped["short hidden lines"] = skipped.get("short hidden lines", 0) + 1
-                    continue
-                if stripped.startswith(("import ", "from ")):
-                    skipped["hidden imports"] = skipped.get("hidden imports", 0) + 1
-                    continue
-                if stripped in public_code:
-                    skipped["hidden lines also public"] = skipped.get("hidden lines also public", 0) + 1
-                    continue
-                secrets.text.append(TextSecret(assignment, "hidden test", gid, stripped))
+            _hidden_test_secrets(secrets, gid, src, public_code)
         elif kind == "markdown" and meta.get("solution") and meta.get("grade"):
-            for sentence in _sentences(src):
-                w = words(sentence)
-                if len(w) < MIN_ANSWER_CHARS:
-                    continue
-                if w in public_text:
-                    skipped["answer sentences also public"] = skipped.get("answer sentences also public", 0) + 1
-                    continue
-                secrets.text.append(TextSecret(assignment, "model answer", gid, w))
-    # one entry per distinct secret
+            _answer_secrets(secrets, gid, src, public_text)
+    _dedupe(secrets)
+    return secrets
+
+
+def _skip(secrets: Secrets, why: str) -> None:
+    secrets.skipped[why] = secrets.skipped.get(why, 0) + 1
+
+
+def _function_secrets(secrets: Secrets, full: ast.Module, released_fns: dict) -> None:
+    """Every function of a solution cell that the release does not give as it is, and its large statements."""
+    for qualname, fn in functions(full).items():
+        body = drop_docstring(fn.body)
+        if not body:
+            continue
+        local = function_locals(fn)
+        ref = _code_secret(secrets.assignment, "function", qualname, body, local)
+        other = released_fns.get(qualname)
+        if other is not None and canonical(drop_docstring(other.body), function_locals(other)) == ref.canonical:
+            continue  # given to students as it is: not graded
+        secrets.code.append(ref)
+        given = {shape(st, function_locals(other)) for st in ast.walk(other) if isinstance(st, ast.stmt)} \
+            if other is not None else set()
+        for st in ast.walk(ast.Module(body=body, type_ignores=[])):
+            if isinstance(st, ast.stmt) and not isinstance(st, _COMPOUND) and node_count([st]) >= MIN_STATEMENT_NODES:
+                sh = shape(st, local)
+                if sh not in given:
+                    secrets.statements.setdefault(sh, qualname)
+
+
+def _region_secrets(secrets: Secrets, gid: str, src: str) -> None:
+    """Every solution region that parses as statements, in the scope it sits in."""
+    marked = parse_code(src)
+    for first, last, text in _solution_regions(src):
+        region = parse_code(textwrap.dedent(text))
+        if region is None or not region.body:
+            _skip(secrets, "unparsable solution regions")
+            continue
+        if all(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for s in region.body):
+            continue  # whole functions: found as functions above
+        enclosing = None
+        if marked is not None:
+            for fn in functions(marked).values():
+                if fn.lineno < first and (fn.end_lineno or 0) >= last:
+                    enclosing = fn if enclosing is None or fn.lineno > enclosing.lineno else enclosing
+        local = function_locals(enclosing) if enclosing is not None else module_locals(region)
+        if node_count(region.body) < MIN_BLOCK_NODES:
+            _skip(secrets, "tiny solution regions")
+            continue
+        secrets.code.append(_code_secret(secrets.assignment, "solution block", f"{gid} (lines {first}-{last})",
+                                         region.body, local))
+
+
+def _hidden_test_secrets(secrets: Secrets, gid: str, src: str, public_code: str) -> None:
+    """The distinctive lines of a test cell's hidden tests that the public material does not also show."""
+    inside, _ = _hidden_lines(src)
+    for line in inside:
+        stripped = _squash(line)
+        if len(stripped) < MIN_HIDDEN_LINE:
+            if stripped:
+                _skip(secrets, "short hidden lines")
+            continue
+        if stripped.startswith(("import ", "from ")):
+            _skip(secrets, "hidden imports")
+            continue
+        if stripped in public_code:
+            _skip(secrets, "hidden lines also public")
+            continue
+        secrets.text.append(TextSecret(secrets.assignment, "hidden test", gid, stripped))
+
+
+def _answer_secrets(secrets: Secrets, gid: str, src: str, public_text: str) -> None:
+    """The distinctive sentences of a model answer that the public material does not also say."""
+    for sentence in _sentences(src):
+        w = words(sentence)
+        if len(w) < MIN_ANSWER_CHARS:
+            continue
+        if w in public_text:
+            _skip(secrets, "answer sentences also public")
+            continue
+        secrets.text.append(TextSecret(secrets.assignment, "model answer", gid, w))
+
+
+def _dedupe(secrets: Secrets) -> None:
+    """One entry per distinct secret."""
     seen, code = set(), []
     for s in sorted(secrets.code, key=lambda s: s.kind != "function"):  # a region that is a whole body: once
         if s.canonical not in seen:
@@ -414,7 +300,6 @@ def collect_secrets(assignment: str, instructor: dict, released: dict, *, others
             seen.add((s.kind, s.text))
             text.append(s)
     secrets.text = text
-    return secrets
 
 
 # ----------------------------------------------------------------------------- scanning
@@ -494,7 +379,7 @@ def scan(files: dict[str, bytes], secrets: list[Secrets]) -> ScanReport:
             if path.endswith((".py", ".pyw", ".pyi")):
                 sources = [("", text)]
         for where, src in sources:
-            tree = _parse(src)
+            tree = parse_code(src)
             if tree is None:
                 if src.strip():
                     report.unparsable.append(f"{path}{':' + where if where else ''}")
