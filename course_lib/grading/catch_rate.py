@@ -156,7 +156,7 @@ def _bound(sources) -> set[str]:
     """The names the top-level statements of ``sources`` bind (defs, classes, assignments, imports)."""
     import ast
 
-    from .harness import _bound_names
+    from .scan import bound_names
 
     names: set[str] = set()
     for src in sources:
@@ -165,7 +165,7 @@ def _bound(sources) -> set[str]:
         except SyntaxError:
             continue
         for stmt in tree.body:
-            names.update(_bound_names(stmt))
+            names.update(bound_names(stmt))
     return names
 
 

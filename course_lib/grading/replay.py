@@ -2,7 +2,7 @@
 
 Run as ``python -m course_lib.grading.replay --source SRC.ipynb --executed EXEC.ipynb --records DIR
 --out RESULTS.json``. It executes every test cell *of the instructor's source notebook* (hidden tests
-included) with :func:`course_lib.grading.harness.grade` in replay mode: ``run`` is never called,
+included) with :func:`course_lib.grading.record.grade` in replay mode: ``run`` is never called,
 the recorded values are loaded with ``torch.load(weights_only=True)`` and ``check`` runs here. This
 process never imports or executes student code; it only reads the student's code as text, to look
 for functions a test forbids.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import harness
+from . import record
 from .cells import grade_id, is_test_cell, nbgrader
 
 PER_TEST_SECONDS = 120
@@ -63,8 +63,8 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
     except Exception:  # noqa: BLE001 - the executed notebook is the student's: judge records only
         code, cells = [], []
     results: dict[str, dict] = {}
-    replay = harness._Replay(records, student_code=_safe_parse_code(code), cells=cells)
-    harness.set_replay(replay)
+    replay = record._Replay(records, student_code=_safe_parse_code(code), cells=cells)
+    record.set_replay(replay)
     # Checks are the instructor's code; a time limit guards against a slow one. SIGALRM exists only
     # on the main thread (a Dask worker thread checks without it).
     timed = threading.current_thread() is threading.main_thread()
@@ -81,16 +81,16 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
             try:
                 exec(compile(cell.source, f"<test {test_id}>", "exec"), ns)  # noqa: S102 - instructor's test code
             except _Timeout:
-                replay.results[test_id] = harness.TestResult(passed=False, message=f"checking took longer than {PER_TEST_SECONDS} s")
+                replay.results[test_id] = record.TestResult(passed=False, message=f"checking took longer than {PER_TEST_SECONDS} s")
             except Exception as exc:  # noqa: BLE001 - an instructor error, reported as such
-                replay.results.setdefault(test_id, harness.TestResult(
+                replay.results.setdefault(test_id, record.TestResult(
                     passed=False, message=f"the test itself failed to run ({type(exc).__name__}: {exc}); tell your instructor"))
             finally:
                 if timed:
                     signal.alarm(0)
             res = replay.results.get(test_id)
             if res is None:
-                res = harness.TestResult(passed=False, message=f"{test_id} does not call grade({test_id!r}, ...): tell your instructor")
+                res = record.TestResult(passed=False, message=f"{test_id} does not call grade({test_id!r}, ...): tell your instructor")
             results[test_id] = dict(res)
         hidden = hidden_lines(src)
         for res in results.values():  # a student's error message must not carry hidden test code into feedback
@@ -99,7 +99,7 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
     finally:
         if timed:
             signal.signal(signal.SIGALRM, old)
-        harness.set_replay(None)
+        record.set_replay(None)
     return results
 
 
