@@ -6,6 +6,7 @@
 >>> print(describe_device(device))     # e.g. "cpu (16 threads), torch 2.13.0"
 >>> scale()                             # "fast", "laptop" or "full" (COURSE_SCALE, COURSE_FAST=1, or the hardware)
 >>> n_epochs = 1 if fast_mode() else 20  # fast_mode() is scale() == "fast"
+>>> autograde_mode()                    # True while the autograder re-runs a notebook (COURSE_AUTOGRADE=1)
 
 **Scales.** Every assignment's experiments run at one of three scales, with one code path:
 
@@ -27,7 +28,7 @@ import warnings
 
 import torch
 
-__all__ = ["get_device", "seed_everything", "fast_mode", "scale", "SCALES", "describe_device"]
+__all__ = ["get_device", "seed_everything", "fast_mode", "autograde_mode", "scale", "SCALES", "describe_device"]
 
 _AUTO = {"", "auto", "any", "best"}
 _TRUE = {"1", "true", "yes"}
@@ -172,6 +173,15 @@ def scale() -> str:
 def fast_mode() -> bool:
     """True at the ``fast`` scale (:func:`scale`): shrink data and epochs to run in seconds."""
     return scale() == "fast"
+
+
+def autograde_mode() -> bool:
+    """True while an autograder re-runs a notebook (``COURSE_AUTOGRADE=1``, set by the grading kernel).
+
+    The experiments are not graded then (the written answers are), so every runner shrinks its runs
+    to the smallest that still exercises the code, below even the ``fast`` scale.
+    """
+    return os.environ.get("COURSE_AUTOGRADE") == "1"
 
 
 def describe_device(device: torch.device | str | None = None) -> str:

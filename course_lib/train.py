@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-import torch.nn.functional as F
+from .files import atomic_torch_save
 
 __all__ = ["History", "fit", "evaluate", "to_device", "perplexity", "token_losses", "HISTORY_COLUMNS"]
 
@@ -134,20 +133,6 @@ def evaluate(model: nn.Module, loader, *, device: torch.device | str | None = No
         model.train(was_training)
     n = int(count.item())
     return (float(total.item()) / n if n else float("nan")), n
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _state_copy(model: nn.Module) -> dict:
@@ -257,7 +242,7 @@ def fit(
                 best_loss, best_epoch = key, epoch
                 best_state = _state_copy(model)
                 if checkpoint_path is not None:
-                    _atomic_save(best_state, Path(checkpoint_path))
+                    atomic_torch_save(best_state, checkpoint_path)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,

@@ -190,3 +190,12 @@ def test_describe_device_cuda(monkeypatch, fake_cuda):
 
 def test_describe_device_mps():
     assert dev.describe_device("mps").startswith("mps:0 (Apple GPU")
+
+
+@pytest.mark.parametrize("value,expected", [(None, False), ("1", True), ("0", False), ("true", False), ("", False)])
+def test_autograde_mode_is_course_autograde_equal_to_1(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("COURSE_AUTOGRADE", raising=False)
+    else:
+        monkeypatch.setenv("COURSE_AUTOGRADE", value)
+    assert dev.autograde_mode() is expected

@@ -139,7 +139,6 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -151,9 +150,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..device import SCALES, describe_device, get_device, seed_everything
+from ..device import SCALES, autograde_mode, describe_device, get_device, seed_everything
 from ..device import scale as current_scale
-from ..train import _atomic_save
+from ..files import atomic_torch_save, atomic_write_text
 from . import json_safe
 
 __all__ = [
@@ -288,7 +287,7 @@ class Config:
                 num_heads=min(cfg.num_heads, FAST_SIZES["num_heads"]),
                 num_workers=0 if cfg.num_workers is None else cfg.num_workers,
             )
-        if os.environ.get("COURSE_AUTOGRADE") == "1":
+        if autograde_mode():
             # While an autograder re-runs a notebook the experiments are not graded (the written
             # answers are): the smallest run that still exercises the code keeps grading fast.
             cfg = cfg.replace(
@@ -701,25 +700,8 @@ def run_dir(config: Config, log_dir: str | os.PathLike | None = None) -> Path:
     return base / name
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-
-
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    _atomic_write_text(path, "".join(json.dumps(json_safe(r), sort_keys=False) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(json_safe(r), sort_keys=False) + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -1162,7 +1144,7 @@ def run(
         "platform": platform.platform(), "updated_at": _now(),
         "setup_seconds": time.perf_counter() - setup_start,
     }
-    _atomic_write_text(meta_path, json.dumps(json_safe(meta), indent=2) + "\n")
+    atomic_write_text(meta_path, json.dumps(json_safe(meta), indent=2) + "\n")
 
     say(f"{config.label}: {type(model).__name__}, {n_params:,} parameters ({n_trainable:,} trainable), "
         f"{config.optimizer_name} lr {config.lr:g}, on {device} ({_amp_dtype(device, config.amp)}); "
@@ -1249,7 +1231,7 @@ def run(
             }
             history.append(json_safe(row))
             # Checkpoint first, then the log line: the log never runs ahead of the checkpoint.
-            _atomic_save({
+            atomic_torch_save({
                 "format": LOG_FORMAT, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "rng": _rng_state(), "history": history,
                 "config": dataclasses.asdict(config),
@@ -1351,7 +1333,7 @@ def record_results(results: Mapping[int, RunResult] | None = None, path: str | o
         "runs": runs,
     })
     path = Path(path)
-    _atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
     return path
 
 

@@ -59,7 +59,8 @@ import torch
 from torch import nn
 
 from ..data import fetch_text
-from ..device import SCALES, describe_device, get_device, seed_everything
+from ..files import atomic_write_text
+from ..device import SCALES, autograde_mode, describe_device, get_device, seed_everything
 from ..device import scale as current_scale
 from ..text import CharVocab, make_char_lm_data, make_loaders
 from ..train import fit
@@ -151,7 +152,7 @@ class Config:
             cfg.max_lines = FAST_MAX_LINES if cfg.max_lines is None else min(cfg.max_lines, FAST_MAX_LINES)
             cfg.generate_every = 1
             cfg.generate_len = min(cfg.generate_len, FAST_GENERATE_LEN)
-        if os.environ.get("COURSE_AUTOGRADE") == "1":
+        if autograde_mode():
             # While an autograder re-runs a notebook, experiments are not graded (the written
             # answers are): the smallest run that still exercises the code keeps grading fast.
             cfg.fast, cfg.scale = True, "fast"
@@ -306,12 +307,7 @@ class RunResult:
         return json_safe(data)
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 def run(

@@ -35,6 +35,6 @@ fi
 echo "job ${SLURM_JOB_ID:-local} on $(hostname) at $(date)"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no GPU visible"
 
-python -u -m course_lib.runners.rnn_lm --model_type rnn --hidden_size 256 --embedding_size 64 \
+python -u -m course_lib.runners.rnn_lm --scale full --model_type rnn --hidden_size 256 --embedding_size 64 \
     --batch_size 64 --learning_rate 0.001 --epochs 64 --temperature 1.0 --l2 0.0 --dropout 0.0 \
     --generate_every 4 --no-progress
