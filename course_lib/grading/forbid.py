@@ -171,7 +171,7 @@ def _patches(names: list[str], test_id: str) -> tuple[list[tuple[Any, str, Any]]
             torch_funcs[obj] = dotted
         for alias in FORBID_ALIASES.get(dotted, ()):  # the same computation under another name
             try:
-                a_owner, a_attr, a_obj = _resolve(alias)
+                _, _, a_obj = _resolve(alias)
             except (ImportError, AttributeError):
                 continue
             torch_funcs.setdefault(a_obj, dotted)

@@ -104,7 +104,7 @@ class _Replay:
 _STATE = threading.local()  # per thread: a Dask worker may check two notebooks at once
 
 
-def set_replay(replay: "_Replay | None") -> None:
+def set_replay(replay: _Replay | None) -> None:
     """Switch this thread's ``grade`` to replay mode (the grader's clean process) or back."""
     _STATE.replay = replay
 
