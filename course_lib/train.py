@@ -22,6 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -30,7 +31,7 @@ from torch import nn
 
 from .files import atomic_torch_save
 
-__all__ = ["History", "fit", "evaluate", "to_device", "perplexity", "token_losses", "HISTORY_COLUMNS"]
+__all__ = ["History", "fit", "evaluate", "train_epoch", "EpochTotals", "char_lm_token_nll", "masked_sum", "to_device", "perplexity", "token_losses", "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_ppl", "dev_loss", "dev_ppl", "seconds", "is_best"]
 
@@ -109,30 +110,138 @@ def _model_device(model: nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def evaluate(model: nn.Module, loader, *, device: torch.device | str | None = None) -> tuple[float, int]:
+def char_lm_token_nll(model: nn.Module) -> Callable[[Mapping], torch.Tensor]:
+    """The per-token NLL function of a character LM batch: ``model(inputs, lengths)`` -> logits,
+    then :func:`token_losses` against ``targets`` (B, T)."""
+
+    def token_nll(batch: Mapping) -> torch.Tensor:
+        return token_losses(model(batch["inputs"], batch["lengths"]).float(), batch["targets"])
+
+    return token_nll
+
+
+def evaluate(
+    model: nn.Module,
+    loader,
+    *,
+    device: torch.device | str | None = None,
+    token_nll: Callable[[Mapping], torch.Tensor] | None = None,
+    acc_dtype: torch.dtype = torch.float32,
+) -> tuple[float, int]:
     """Mean negative log-likelihood per real token over ``loader``, and the token count.
 
-    ``sum(token_losses * mask) / sum(mask)`` over the whole loader, in eval mode and without
+    ``sum(token_nll(batch) * mask) / sum(mask)`` over the whole loader, in eval mode and without
     gradients (the model's training mode is restored). One device sync at the end.
+
+    ``token_nll(batch) -> (B, T)`` is the model's forward as a function of a batch (already on
+    ``device``), returning each token's NLL; the default is :func:`char_lm_token_nll` (batches of
+    ``inputs``, ``targets``, ``lengths``). Every batch has a ``mask`` (B, T) of real tokens.
+    ``acc_dtype``: the dtype of the running sums (float64 for millions of tokens).
     """
     device = torch.device(device) if device is not None else _model_device(model)
+    token_nll = token_nll or char_lm_token_nll(model)
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float32, device=device)
-    count = torch.zeros((), dtype=torch.float32, device=device)
+    total = torch.zeros((), dtype=acc_dtype, device=device)
+    count = torch.zeros((), dtype=acc_dtype, device=device)
     try:
         with torch.no_grad():
             for batch in loader:
                 batch = to_device(batch, device)
-                logits = model(batch["inputs"], batch["lengths"])
-                mask = batch["mask"].to(torch.float32)
-                losses = token_losses(logits.float(), batch["targets"])
-                total += (losses * mask).sum()
-                count += mask.sum()
+                total += masked_sum(token_nll(batch), batch["mask"]).to(acc_dtype)
+                count += batch["mask"].to(acc_dtype).sum()
     finally:
         model.train(was_training)
     n = int(count.item())
     return (float(total.item()) / n if n else float("nan")), n
+
+
+def masked_sum(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``sum(token_nll * mask)`` in float32, without gradients: the NLL of the real tokens."""
+    return (token_nll.detach().float() * mask.float()).sum()
+
+
+@dataclass
+class EpochTotals:
+    """What :func:`train_epoch` measured, as device tensors (read them once per epoch).
+
+    ``nll_sum``: summed per-token NLL over the real tokens; ``tokens``: real tokens;
+    ``weighted_loss``: sum over batches of the training loss times the batch's real tokens;
+    ``loss_sum``: sum of the training losses; ``steps``: optimizer steps.
+    """
+
+    nll_sum: torch.Tensor
+    tokens: torch.Tensor
+    weighted_loss: torch.Tensor
+    loss_sum: torch.Tensor
+    steps: int = 0
+
+    @staticmethod
+    def _mean(num: torch.Tensor, den: float) -> float:
+        return float(num.item()) / den if den else float("nan")
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.tokens.item())
+
+    def token_nll(self) -> float:
+        """Mean NLL per real token (the perplexity's loss)."""
+        return self._mean(self.nll_sum, float(self.tokens.item()))
+
+    def token_weighted_loss(self) -> float:
+        """Token-weighted mean of the training losses."""
+        return self._mean(self.weighted_loss, float(self.tokens.item()))
+
+    def mean_loss(self) -> float:
+        """Mean of the training losses over the steps."""
+        return self._mean(self.loss_sum, self.steps)
+
+
+def train_epoch(
+    model: nn.Module,
+    batches,
+    optimizer: torch.optim.Optimizer,
+    step: Callable[[Mapping], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device,
+    grad_clip: float | None = None,
+    acc_dtype: torch.dtype = torch.float32,
+    on_step: Callable[[int], object] | None = None,
+    postfix: Callable[[EpochTotals], dict] | None = None,
+) -> EpochTotals:
+    """One training epoch over ``batches``; returns its :class:`EpochTotals`.
+
+    Per batch (moved to ``device``): ``loss, token_nll = step(batch)`` (``step`` is the model's
+    forward and training loss as a function of a batch: ``loss`` the scalar to minimize,
+    ``token_nll`` (B, T) each token's NLL), then ``zero_grad``, ``backward``, optional
+    gradient-norm clipping at ``grad_clip``, ``optimizer.step()`` and ``on_step(step_index)``.
+    The sums stay on the device, in ``acc_dtype``: the loop never waits for the GPU. With
+    ``postfix``, a progress bar passed as ``batches`` shows ``postfix(totals)`` every 50 steps.
+    """
+    model.train()
+    zero = lambda: torch.zeros((), dtype=acc_dtype, device=device)  # noqa: E731
+    totals = EpochTotals(zero(), zero(), zero(), zero())
+    for index, batch in enumerate(batches):
+        batch = to_device(batch, device)
+        loss, token_nll = step(batch)
+        with torch.no_grad():
+            n_tokens = batch["mask"].to(acc_dtype).sum()
+            totals.nll_sum += masked_sum(token_nll, batch["mask"]).to(acc_dtype)
+            totals.tokens += n_tokens
+            totals.weighted_loss += loss.detach().to(acc_dtype) * n_tokens
+            totals.loss_sum += loss.detach().to(acc_dtype)
+        del token_nll  # (B, T) or its graph: freed before the next step's forward
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        totals.steps += 1
+        if postfix is not None and index % 50 == 49 and hasattr(batches, "set_postfix"):
+            batches.set_postfix(**postfix(totals), refresh=False)  # an occasional sync, for display only
+        if on_step is not None:
+            on_step(index)
+    return totals
 
 
 def _state_copy(model: nn.Module) -> dict:
@@ -191,6 +300,10 @@ def fit(
     model.to(device)
     tqdm = _make_tqdm(progress)
 
+    def step(batch):
+        losses = token_losses(model(batch["inputs"], batch["lengths"]), batch["targets"])
+        return loss_fn(losses, batch["mask"]), losses
+
     rows: list[dict] = []
     callback_results: dict = {}
     best_loss = math.inf
@@ -202,36 +315,18 @@ def fit(
     try:
         for epoch in epoch_bar if epoch_bar is not None else epoch_iter:
             start = time.perf_counter()
-            model.train()
-            loss_sum = torch.zeros((), dtype=torch.float32, device=device)
-            token_sum = torch.zeros((), dtype=torch.float32, device=device)
             batches = train_loader
-            batch_bar = None
             if tqdm:
                 try:
                     total = len(train_loader)
                 except TypeError:
                     total = None
-                batch_bar = tqdm(train_loader, desc=f"epoch {epoch}", total=total, leave=False, unit="batch")
-                batches = batch_bar
-            for step, batch in enumerate(batches):
-                batch = to_device(batch, device)
-                logits = model(batch["inputs"], batch["lengths"])
-                loss = loss_fn(token_losses(logits, batch["targets"]), batch["mask"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
-                n_tokens = batch["mask"].detach().to(torch.float32).sum()
-                loss_sum += loss.detach().to(torch.float32) * n_tokens
-                token_sum += n_tokens
-                if batch_bar is not None and step % 50 == 49:  # an occasional sync, for display
-                    batch_bar.set_postfix(loss=f"{(loss_sum / token_sum).item():.3f}", refresh=False)
-            if batch_bar is not None:
-                batch_bar.close()
-            n_train = float(token_sum.item())
-            train_loss = float(loss_sum.item()) / n_train if n_train else float("nan")
+                batches = tqdm(train_loader, desc=f"epoch {epoch}", total=total, leave=False, unit="batch")
+            totals = train_epoch(model, batches, optimizer, step, device=device, grad_clip=grad_clip,
+                                 postfix=lambda t: {"loss": f"{t.token_weighted_loss():.3f}"})
+            if tqdm:
+                batches.close()
+            train_loss = totals.token_weighted_loss()
             if dev_loader is not None:
                 dev_loss, _ = evaluate(model, dev_loader, device=device)
             else:

@@ -24,6 +24,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from course_lib.plot import BEST_MARKER_GID, CAPTION_GID  # noqa: E402
+from course_lib.runlog import model_fingerprint  # noqa: E402
 from course_lib.runners import gpt_attention as ga  # noqa: E402
 from course_lib.runners.gpt_attention import CONFIGS, Config, RunInterrupted, RunResult  # noqa: E402
 from course_lib.tables import to_markdown_table  # noqa: E402
@@ -427,9 +428,9 @@ def test_model_fingerprint_ignores_line_numbers_but_not_code():
     exec(compile(src, "<cell-1>", "exec"), namespace_a)
     exec(compile("\n\n\n" + src, "<cell-7>", "exec"), namespace_b)  # the same cell, run again elsewhere
     exec(compile(src.replace("* 2", "* 3"), "<cell-8>", "exec"), namespace_c)
-    fp = [ga._model_fingerprint(ns["M"](2, 2)) for ns in (namespace_a, namespace_b, namespace_c)]
+    fp = [model_fingerprint(ns["M"](2, 2)) for ns in (namespace_a, namespace_b, namespace_c)]
     assert fp[0] == fp[1] != fp[2]
-    assert ga._model_fingerprint(nn.Linear(2, 2)) != ga._model_fingerprint(nn.Linear(2, 3))
+    assert model_fingerprint(nn.Linear(2, 2)) != model_fingerprint(nn.Linear(2, 3))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -130,17 +130,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime as _dt
 import hashlib
 import inspect
 import json
-import math
 import os
 import platform
-import random
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,9 +146,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import train as train_lib
 from ..device import SCALES, autograde_mode, describe_device, get_device, seed_everything
 from ..device import scale as current_scale
-from ..files import atomic_torch_save, atomic_write_text
+from ..files import atomic_write_text
+from ..runlog import MEMORY_KINDS, RunLog, epoch_memory, model_fingerprint, now, read_json, read_jsonl, sync
+from ..train import perplexity
 from . import json_safe
 
 __all__ = [
@@ -190,11 +189,6 @@ AUTOGRADE_VALID_SEQUENCES = 4
 #: (never in the student distribution), where :func:`course_solutions.load_recorded` finds it.
 RECORD_PATH = Path(__file__).resolve().parents[2] / "course_solutions" / "recorded" / f"{ASSIGNMENT}.json"
 LOG_FORMAT = 1
-_MEMORY_KINDS = {
-    "cuda_max_allocated": "peak GPU memory allocated by tensors (torch.cuda.max_memory_allocated)",
-    "cpu_rss": "process resident set size at the end of the epoch (CPU run)",
-    "cpu_max_rss": "peak resident set size of the process so far (CPU run)",
-}
 # Config fields that change how a run executes but not what it computes: a log written with other
 # values of these can be resumed (each epoch line records the device and precision it ran with).
 _EXECUTION_FIELDS = ("epochs", "device", "amp", "compile", "num_workers")
@@ -391,7 +385,7 @@ def experiments(log_dir: str | os.PathLike | None = None, *, fast: bool | None =
                "batch_size": c.batch_size, "epochs": c.epochs}
         if log_dir is not None:
             rc = _at_scale(c, scale, fast)
-            done = len(_read_jsonl(run_dir(rc, log_dir) / "epochs.jsonl"))
+            done = len(read_jsonl(run_dir(rc, log_dir) / "epochs.jsonl"))
             row["status"] = "finished" if done >= rc.epochs else (f"{done}/{rc.epochs} epochs" if done else "not started")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -536,17 +530,40 @@ def _forward(model: nn.Module, forward: Callable, kind: str, source: torch.Tenso
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def sequence_mean_loss(log_probas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The handout's loss: per-sequence mean NLL over real tokens, averaged over the batch (used when
-    a model has no ``loss`` method)."""
-    nll = -log_probas.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return ((nll * mask).sum(1) / mask.sum(1).clamp_min(1)).mean()
+def _gathered_nll(log_probas: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``-log p(target)`` per token (B, T), without gradients."""
+    return -log_probas.detach().gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
 
-def _token_nll_sum(log_probas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum of ``-log p(target)`` over the real tokens (mask 1), in fp32."""
-    nll = -log_probas.detach().gather(-1, target.unsqueeze(-1)).squeeze(-1).float()  # (B, T)
-    return (nll * mask.float()).sum()
+def _token_nll_fn(model: nn.Module, kind: str, device: torch.device, amp: bool,
+                  forward: Callable | None = None) -> Callable[[Mapping], torch.Tensor]:
+    """A batch's per-token NLL (B, T) under ``model``: the plumbing of :func:`course_lib.train.evaluate`."""
+    forward = forward or model
+
+    def token_nll(batch: Mapping) -> torch.Tensor:
+        with _autocast(device, amp):
+            log_probas = _forward(model, forward, kind, batch["source"])
+        return _gathered_nll(log_probas, batch["target"])
+
+    return token_nll
+
+
+def _train_step_fn(model: nn.Module, kind: str, device: torch.device, amp: bool,
+                   forward: Callable) -> Callable[[Mapping], tuple[torch.Tensor, torch.Tensor]]:
+    """One training step's forward for :func:`course_lib.train.train_epoch`: the model's own
+    ``loss(log_probas, target, mask)`` (the student's or the reference's) and the per-token NLL."""
+    loss_fn = getattr(model, "loss", None)
+    if not callable(loss_fn):
+        raise TypeError(f"{type(model).__name__} has no loss(log_probas, target, mask) method: the runner "
+                        "trains a model with its own loss")
+
+    def step(batch: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+        with _autocast(device, amp):
+            log_probas = _forward(model, forward, kind, batch["source"])
+            loss = loss_fn(log_probas, batch["target"], batch["mask"])
+        return loss, _gathered_nll(log_probas, batch["target"])
+
+    return step
 
 
 def _acc_dtype(device: torch.device) -> torch.dtype:
@@ -554,46 +571,17 @@ def _acc_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _to(batch: Mapping, device: torch.device):
-    return (batch["source"].to(device, non_blocking=True), batch["target"].to(device, non_blocking=True),
-            batch["mask"].to(device, non_blocking=True))
-
-
 def evaluate(model: nn.Module, loader, *, kind: str, device: torch.device | str | None = None,
              amp: bool = True, forward: Callable | None = None) -> tuple[float, int]:
     """Mean NLL per real token over ``loader`` (``sum(nll * mask) / sum(mask)``) and the token count.
 
     Perplexity is ``exp`` of the first value: the formula of Problem 3, over all tokens of the split
-    (not the mean of per-sequence or per-batch losses). Eval mode, no gradients, one sync at the end;
-    the model's training mode is restored.
+    (not the mean of per-sequence or per-batch losses). :func:`course_lib.train.evaluate` with this
+    assignment's forward (``source`` -> log-probabilities, ``kind`` ``"lstm"`` or ``"gpt1"``).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    forward = forward or model
-    was_training = model.training
-    model.eval()
-    acc = _acc_dtype(device)
-    total = torch.zeros((), dtype=acc, device=device)
-    count = torch.zeros((), dtype=acc, device=device)
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                source, target, mask = _to(batch, device)
-                with _autocast(device, amp):
-                    log_probas = _forward(model, forward, kind, source)
-                total += _token_nll_sum(log_probas, target, mask).to(acc)
-                count += mask.to(acc).sum()
-                del log_probas
-    finally:
-        model.train(was_training)
-    n = int(count.item())
-    return (float(total.item()) / n if n else float("nan")), n
-
-
-def _perplexity(loss: float) -> float:
-    try:
-        return math.exp(loss)
-    except OverflowError:
-        return float("inf")
+    return train_lib.evaluate(model, loader, device=device, acc_dtype=_acc_dtype(device),
+                              token_nll=_token_nll_fn(model, kind, device, amp, forward))
 
 
 def _make_optimizer(model: nn.Module, config: Config, device: torch.device) -> torch.optim.Optimizer:
@@ -618,52 +606,6 @@ def _make_optimizer(model: nn.Module, config: Config, device: torch.device) -> t
 
 # ---------------------------------------------------------------------------------------------------
 # memory
-
-
-def _cpu_rss() -> tuple[float, str]:
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20, "cpu_rss"
-    except Exception:  # noqa: BLE001 - psutil is optional
-        pass
-    try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20, "cpu_rss"
-    except (OSError, ValueError, IndexError, AttributeError):
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak / 2**20 if sys.platform == "darwin" else peak / 2**10), "cpu_max_rss"
-
-
-def _memory(device: torch.device) -> dict:
-    if device.type == "cuda":
-        return {"peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20,
-                "memory_kind": "cuda_max_allocated",
-                "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
-    mib, kind = _cpu_rss()
-    return {"peak_memory_mib": mib, "memory_kind": kind, "cuda_max_reserved_mib": None,
-            "cpu_max_rss_mib": _cpu_max_rss()}
-
-
-def _cpu_max_rss() -> float | None:
-    """The process's peak resident set size so far (``ru_maxrss``), in MiB: a peak over everything the
-    process did, so it compares models only when each configuration runs in its own process."""
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-    except (ImportError, OSError):  # pragma: no cover - Windows
-        return None
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -698,127 +640,6 @@ def run_dir(config: Config, log_dir: str | os.PathLike | None = None) -> Path:
         digest = hashlib.sha256(json.dumps(config.fingerprint(), sort_keys=True).encode()).hexdigest()[:8]
         name = f"{name}-{digest}"
     return base / name
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(json_safe(r), sort_keys=False) + "\n" for r in rows))
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _code_digest(h, code) -> None:
-    """Feed a code object into ``h``: its bytecode, names and constants (nested code objects too),
-    not its line numbers, so re-running an unchanged notebook cell elsewhere changes nothing."""
-    h.update(code.co_code)
-    h.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            _code_digest(h, const)
-        else:
-            h.update(_const_repr(const).encode())
-
-
-def _const_repr(const) -> str:
-    """``repr`` that does not depend on string hashing (frozenset constants of ``x in {...}``)."""
-    if isinstance(const, frozenset):
-        return "frozenset(" + ",".join(sorted(_const_repr(c) for c in const)) + ")"
-    if isinstance(const, tuple):
-        return "(" + ",".join(_const_repr(c) for c in const) + ")"
-    return repr(const)
-
-
-def _class_digest(h, cls: type) -> None:
-    for name, value in sorted(vars(cls).items()):
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        if isinstance(value, property):
-            value = value.fget
-        code = getattr(value, "__code__", None)
-        if code is not None:
-            h.update(name.encode())
-            _code_digest(h, code)
-
-
-def _model_fingerprint(model: nn.Module) -> str:
-    """A hash of the model's code (the methods of every non-torch module class in it and of their
-    base classes) and of its parameter names and shapes: logs made by other code are not resumed.
-    Works for classes defined in a notebook, where the source is not available."""
-    h = hashlib.sha256()
-    classes = set()
-    for m in model.modules():
-        classes.update(c for c in type(m).__mro__ if c is not object and c.__module__.split(".")[0] != "torch")
-    for cls in sorted(classes, key=lambda c: (c.__module__, c.__qualname__)):
-        h.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
-        _class_digest(h, cls)
-    for name, tensor in model.state_dict().items():
-        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(_tuplify(state["python"]))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def _load_checkpoint(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a damaged checkpoint is reported, the run starts over
-        warnings.warn(f"could not read {path} ({type(err).__name__}: {err}); starting that run over",
-                      RuntimeWarning, stacklevel=3)
-        return None
-
-
-def _move_aside(folder: Path, say: Callable[[str], object], reason: str) -> None:
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = folder.with_name(f"{folder.name}.replaced-{stamp}")
-    i = 1
-    while target.exists():
-        target = folder.with_name(f"{folder.name}.replaced-{stamp}-{i}")
-        i += 1
-    folder.rename(target)
-    say(f"{reason}: the old logs were moved to {target}; starting over.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1000,8 +821,8 @@ def _config_from_dict(d: Mapping) -> Config:
 
 
 def _result_from_folder(folder: Path, config: Config | None = None, *, epochs: int | None = None) -> RunResult | None:
-    meta = _read_json(folder / "meta.json")
-    rows = _read_jsonl(folder / "epochs.jsonl")
+    meta = read_json(folder / "meta.json")
+    rows = read_jsonl(folder / "epochs.jsonl")
     if meta is None and not rows:
         return None
     if config is None:
@@ -1049,7 +870,7 @@ def run(
             ``course_solutions.layers.LSTM`` / ``MiniGPT1``; see :func:`model_factory_from` for the student's
             classes). LSTM models are called as ``model(source, model.initial_states(B, device))``,
             GPT models as ``model(source)``; both return log-probabilities (B, T, V) and are trained
-            with their ``loss(log_probas, target, mask)`` method.
+            with their own ``loss(log_probas, target, mask)`` method (a model without one is refused).
         progress: tqdm progress bars.
         log_dir: where the runs' folders are (default :func:`default_log_dir`).
         resume: continue from the last finished epoch, or return a finished run without training.
@@ -1068,178 +889,118 @@ def run(
     config = get_config(config).resolved()
     say = log or (lambda *_: None)
     factory = model_factory or default_model_factory
-    folder = run_dir(config, log_dir)
-    meta_path, jsonl_path, ckpt_path = folder / "meta.json", folder / "epochs.jsonl", folder / "checkpoint.pt"
     device = get_device(None if config.device in ("", "auto") else config.device)
-
-    if not resume and folder.exists():
-        _move_aside(folder, say, f"{config.label}: resume=False")
-    meta = _read_json(meta_path)
-    if meta is not None and (meta.get("format") != LOG_FORMAT or meta.get("fingerprint") != config.fingerprint()):
-        _move_aside(folder, say, f"{config.label}: the logs in {folder} were written with other settings")
-        meta = None
-    rows = _read_jsonl(jsonl_path) if meta is not None else []
+    runlog = RunLog(run_dir(config, log_dir), label=config.label, log_format=LOG_FORMAT, say=say)
+    runlog.open(config.fingerprint(), resume=resume)
 
     # A finished run is read back, not trained again (unless the model's code changed).
-    if meta is not None and len(rows) >= config.epochs:
-        seed_everything(config.seed)
-        model = factory(config, int(meta["vocabulary_size"]))
-        if _model_fingerprint(model) == meta.get("model_fingerprint"):
-            result = _result_from_folder(folder, config, epochs=config.epochs)
-            ckpt = _load_checkpoint(ckpt_path) if load_model else None
-            if ckpt is not None and int(ckpt["epoch"]) == config.epochs:
-                model.load_state_dict(ckpt["model"])
-                result.model = model.to(device).eval()
-            say(f"{config.label}: finished run read from {folder} (best validation perplexity "
+    if runlog.finished(config.epochs):
+        result = _read_back(runlog, config, factory, device, load_model)
+        if result is not None:
+            say(f"{config.label}: finished run read from {runlog.folder} (best validation perplexity "
                 f"{result.best_valid_ppl:.2f} at epoch {result.best_epoch})")
             return result
-        _move_aside(folder, say, f"{config.label}: the model's code changed since {folder} was written")
-        meta, rows = None, []
+        runlog.discard(f"the model's code changed since {runlog.folder} was written")
 
     # Data, model, optimizer (seeded as in the original: seed_experiment(args.seed) comes first).
     seed_everything(config.seed)
-    if data is None:
-        train_ds, valid_ds, vocabulary_size = _load_wikitext(config)
-    else:
-        train_ds, valid_ds, vocabulary_size = data
+    train_ds, valid_ds, vocabulary_size = _load_wikitext(config) if data is None else data
     train_ds = _first(train_ds, config.max_train_sequences)
     valid_ds = _first(valid_ds, config.max_valid_sequences)
     model = factory(config, int(vocabulary_size)).to(device)
-    fingerprint = _model_fingerprint(model)
-    if meta is not None and meta.get("model_fingerprint") != fingerprint:
-        _move_aside(folder, say, f"{config.label}: the model's code changed since {folder} was written")
-        meta, rows = None, []
+    runlog.check_model(model)
     optimizer = _make_optimizer(model, config, device)
-    forward = torch.compile(model) if config.compile else model
-    n_params = sum(p.numel() for p in model.parameters())
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    loss_fn = getattr(model, "loss", None) or sequence_mean_loss
-
-    # Resume from the checkpoint of the last finished epoch.
-    start_epoch, history = 0, []
-    if meta is not None:
-        ckpt = _load_checkpoint(ckpt_path)
-        if ckpt is not None and 0 < int(ckpt["epoch"]) < config.epochs + 1:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            _set_rng_state(ckpt["rng"])
-            start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])[: int(ckpt["epoch"])]
-            _write_jsonl(jsonl_path, history)  # the checkpoint is written first: it is never behind
-        elif rows:
-            say(f"{config.label}: {len(rows)} epoch(s) logged but no usable checkpoint; starting over")
-    if start_epoch == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_jsonl(jsonl_path, [])
-        with contextlib.suppress(FileNotFoundError):
-            ckpt_path.unlink()
-    meta = {
-        "format": LOG_FORMAT, "runner": f"course_lib.runners.{ASSIGNMENT}", "dataset": DATASET,
-        "number": config.number, "name": config.name, "config": dataclasses.asdict(config),
-        "fingerprint": config.fingerprint(), "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "model_fingerprint": fingerprint, "vocabulary_size": int(vocabulary_size),
-        "num_parameters": n_params, "num_trainable_parameters": n_trainable,
-        "train_sequences": len(train_ds), "valid_sequences": len(valid_ds),
-        "device": str(device), "device_description": describe_device(device),
-        "torch_version": torch.__version__, "python_version": platform.python_version(),
-        "platform": platform.platform(), "updated_at": _now(),
-        "setup_seconds": time.perf_counter() - setup_start,
-    }
-    atomic_write_text(meta_path, json.dumps(json_safe(meta), indent=2) + "\n")
-
-    say(f"{config.label}: {type(model).__name__}, {n_params:,} parameters ({n_trainable:,} trainable), "
+    start_epoch, history = runlog.resume(model, optimizer, config.epochs)
+    sizes = {"vocabulary_size": int(vocabulary_size),
+             "num_parameters": sum(p.numel() for p in model.parameters()),
+             "num_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    runlog.write_meta(_meta(config, model, device, sizes, len(train_ds), len(valid_ds), setup_start))
+    say(f"{config.label}: {type(model).__name__}, {sizes['num_parameters']:,} parameters "
+        f"({sizes['num_trainable_parameters']:,} trainable), "
         f"{config.optimizer_name} lr {config.lr:g}, on {device} ({_amp_dtype(device, config.amp)}); "
         f"{len(train_ds):,} train / {len(valid_ds):,} valid sequences of {config.sequence_length}, "
         f"vocabulary {int(vocabulary_size):,}" + (f" [{config.scale} scale]" if config.scale != "full" else "")
         + (f"; resuming after epoch {start_epoch}" if start_epoch else ""))
 
-    sampler = _EpochSampler(len(train_ds), config.seed)
-    train_loader = _loader(train_ds, config, device, sampler=sampler)
-    valid_loader = _loader(valid_ds, config, device)
+    trained_now = _train(config, model, optimizer, runlog, history, (train_ds, valid_ds), device,
+                         progress=progress, say=say, on_step=on_step, on_start=on_start)
+    result = RunResult(
+        config=config, history=_history_frame(history), log_dir=runlog.folder, model=model.eval(),
+        setup_seconds=runlog.meta.get("setup_seconds"), **sizes,
+        device=str(device), device_description=describe_device(device), resumed_from_epoch=start_epoch,
+        epochs_trained_now=trained_now,
+    )
+    if len(result.history):
+        say(f"{config.label}: best validation perplexity {result.best_valid_ppl:.2f} at epoch "
+            f"{result.best_epoch}; logs in {runlog.folder}")
+    return result
+
+
+def _read_back(runlog: RunLog, config: Config, factory: Callable, device: torch.device,
+               load_model: bool) -> RunResult | None:
+    """A finished run's result from its log (with its final weights when ``load_model``); ``None``
+    when the model's code changed since the log was written."""
+    seed_everything(config.seed)
+    model = factory(config, int(runlog.meta["vocabulary_size"]))
+    if not runlog.matches_model(model):
+        return None
+    result = _result_from_folder(runlog.folder, config, epochs=config.epochs)
+    if load_model and runlog.load_final(model, config.epochs):
+        result.model = model.to(device).eval()
+    return result
+
+
+def _meta(config: Config, model: nn.Module, device: torch.device, sizes: dict, n_train: int, n_valid: int,
+          setup_start: float) -> dict:
+    """The fields of ``meta.json``."""
+    return {
+        "runner": f"course_lib.runners.{ASSIGNMENT}", "dataset": DATASET,
+        "number": config.number, "name": config.name, "config": dataclasses.asdict(config),
+        "fingerprint": config.fingerprint(), "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_fingerprint": model_fingerprint(model), **sizes,
+        "train_sequences": n_train, "valid_sequences": n_valid,
+        "device": str(device), "device_description": describe_device(device),
+        "torch_version": torch.__version__, "python_version": platform.python_version(),
+        "platform": platform.platform(), "updated_at": now(),
+        "setup_seconds": time.perf_counter() - setup_start,
+    }
+
+
+def _train(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer, runlog: RunLog,
+           history: list[dict], datasets, device: torch.device, *, progress: bool, say: Callable,
+           on_step: Callable | None, on_start: Callable | None) -> int:
+    """The remaining epochs: train, evaluate, log and checkpoint each. Appends to ``history``;
+    returns the number of epochs trained."""
+    start_epoch = len(history)
+    sampler = _EpochSampler(len(datasets[0]), config.seed)
+    train_loader = _loader(datasets[0], config, device, sampler=sampler)
+    valid_loader = _loader(datasets[1], config, device)
+    forward = torch.compile(model) if config.compile else model
+    step = _train_step_fn(model, config.model, device, config.amp, forward)
+    token_nll = _token_nll_fn(model, config.model, device, config.amp, forward)
     tqdm = None
     if progress:
         from tqdm.auto import tqdm
     old_precision = torch.get_float32_matmul_precision()
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in fp32
-    wall = float(history[-1]["wall_clock_seconds"]) if history else 0.0
     if on_start is not None:
         on_start((config.epochs - start_epoch) * len(train_loader))
-    epoch_bar = tqdm(range(start_epoch + 1, config.epochs + 1), desc=config.label, unit="epoch",
-                     initial=start_epoch, total=config.epochs) if tqdm else None
-    trained_now = 0
+    epochs = range(start_epoch + 1, config.epochs + 1)
+    epoch_bar = tqdm(epochs, desc=config.label, unit="epoch", initial=start_epoch, total=config.epochs) if tqdm else None
     try:
-        for epoch in epoch_bar if epoch_bar is not None else range(start_epoch + 1, config.epochs + 1):
+        for epoch in epoch_bar if epoch_bar is not None else epochs:
             sampler.set_epoch(epoch)
-            model.train()
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            _sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            acc = _acc_dtype(device)
-            nll_sum = torch.zeros((), dtype=acc, device=device)
-            tokens = torch.zeros((), dtype=acc, device=device)
-            objective = torch.zeros((), dtype=acc, device=device)
-            steps = 0
             batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, unit="batch") if tqdm else train_loader
-            for step, batch in enumerate(batches):
-                source, target, mask = _to(batch, device)
-                with _autocast(device, config.amp):
-                    log_probas = _forward(model, forward, config.model, source)
-                    loss = loss_fn(log_probas, target, mask)
-                with torch.no_grad():
-                    nll_sum += _token_nll_sum(log_probas, target, mask).to(acc)
-                    tokens += mask.to(acc).sum()
-                    objective += loss.detach().to(acc)
-                del log_probas  # (B, T, V): freed with the graph, not kept into the next step's forward
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                if tqdm and step % 50 == 49:  # an occasional sync, for display only
-                    batches.set_postfix(ppl=f"{_perplexity(float(nll_sum / tokens)):.1f}", refresh=False)
-                if on_step is not None:
-                    on_step(epoch, step)
+            row = _epoch(config, model, optimizer, step, token_nll, batches, valid_loader, device, epoch,
+                         wall=float(history[-1]["wall_clock_seconds"]) if history else 0.0,
+                         resumed=start_epoch > 0, on_step=on_step)
             if tqdm:
                 batches.close()
-            _sync(device)
-            train_seconds = time.perf_counter() - t0
-            n_train = int(tokens.item())
-            train_loss = float(nll_sum.item()) / n_train if n_train else float("nan")
-            t1 = time.perf_counter()
-            valid_loss, n_valid = evaluate(model, valid_loader, kind=config.model, device=device,
-                                           amp=config.amp, forward=forward)
-            _sync(device)
-            valid_seconds = time.perf_counter() - t1
-            epoch_cpu_seconds = time.process_time() - c0
-            epoch_seconds = train_seconds + valid_seconds
-            wall += epoch_seconds
-            row = {
-                "epoch": epoch,
-                "train_loss": train_loss, "train_ppl": _perplexity(train_loss),
-                "valid_loss": valid_loss, "valid_ppl": _perplexity(valid_loss),
-                "train_objective": float(objective.item()) / steps if steps else float("nan"),
-                "train_tokens": n_train, "valid_tokens": n_valid,
-                "train_seconds": train_seconds, "valid_seconds": valid_seconds,
-                # CPU time of this process (all its threads) over the epoch: on a CPU shared with other
-                # work, a steadier measure of a model's cost than wall-clock time
-                "epoch_cpu_seconds": epoch_cpu_seconds,
-                "epoch_seconds": epoch_seconds, "wall_clock_seconds": wall,
-                "tokens_per_second": n_train / train_seconds if train_seconds > 0 else float("nan"),
-                **_memory(device),
-                "device": str(device), "amp_dtype": _amp_dtype(device, config.amp),
-                "resumed": start_epoch > 0, "finished_at": _now(),
-            }
             history.append(json_safe(row))
-            # Checkpoint first, then the log line: the log never runs ahead of the checkpoint.
-            atomic_torch_save({
-                "format": LOG_FORMAT, "epoch": epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng": _rng_state(), "history": history,
-                "config": dataclasses.asdict(config),
-            }, ckpt_path)
-            _write_jsonl(jsonl_path, history)
-            trained_now += 1
+            runlog.save_epoch(history, model, optimizer, config=dataclasses.asdict(config))
             say(f"{config.label} epoch {epoch:2d}/{config.epochs}: train ppl {row['train_ppl']:.2f} | "
-                f"valid ppl {row['valid_ppl']:.2f} | {epoch_seconds:.1f}s "
+                f"valid ppl {row['valid_ppl']:.2f} | {row['epoch_seconds']:.1f}s "
                 f"({row['tokens_per_second']:,.0f} tokens/s) | memory {row['peak_memory_mib']:,.0f} MiB "
                 f"({row['memory_kind']})")
             if epoch_bar is not None:
@@ -1248,18 +1009,45 @@ def run(
         if epoch_bar is not None:
             epoch_bar.close()
         torch.set_float32_matmul_precision(old_precision)
+    return len(history) - start_epoch
 
-    result = RunResult(
-        config=config, history=_history_frame(history), log_dir=folder, model=model.eval(),
-        setup_seconds=meta.get("setup_seconds"),
-        vocabulary_size=int(vocabulary_size), num_parameters=n_params, num_trainable_parameters=n_trainable,
-        device=str(device), device_description=describe_device(device), resumed_from_epoch=start_epoch,
-        epochs_trained_now=trained_now,
-    )
-    if len(result.history):
-        say(f"{config.label}: best validation perplexity {result.best_valid_ppl:.2f} at epoch "
-            f"{result.best_epoch}; logs in {folder}")
-    return result
+
+def _epoch(config: Config, model: nn.Module, optimizer, step, token_nll, batches, valid_loader,
+           device: torch.device, epoch: int, *, wall: float, resumed: bool, on_step) -> dict:
+    """Train one epoch and evaluate; return its log line (``wall``: the clock before it)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    acc = _acc_dtype(device)
+    totals = train_lib.train_epoch(
+        model, batches, optimizer, step, device=device, acc_dtype=acc,
+        on_step=None if on_step is None else (lambda i: on_step(epoch, i)),
+        postfix=lambda t: {"ppl": f"{perplexity(t.token_nll()):.1f}"})
+    sync(device)
+    train_seconds = time.perf_counter() - t0
+    n_train, train_loss = totals.n_tokens, totals.token_nll()
+    t1 = time.perf_counter()
+    valid_loss, n_valid = train_lib.evaluate(model, valid_loader, device=device, token_nll=token_nll, acc_dtype=acc)
+    sync(device)
+    valid_seconds = time.perf_counter() - t1
+    epoch_seconds = train_seconds + valid_seconds
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss, "train_ppl": perplexity(train_loss),
+        "valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss),
+        "train_objective": totals.mean_loss(),
+        "train_tokens": n_train, "valid_tokens": n_valid,
+        "train_seconds": train_seconds, "valid_seconds": valid_seconds,
+        # CPU time of this process (all its threads) over the epoch: on a CPU shared with other
+        # work, a steadier measure of a model's cost than wall-clock time
+        "epoch_cpu_seconds": time.process_time() - c0,
+        "epoch_seconds": epoch_seconds, "wall_clock_seconds": wall + epoch_seconds,
+        "tokens_per_second": n_train / train_seconds if train_seconds > 0 else float("nan"),
+        **epoch_memory(device),
+        "device": str(device), "amp_dtype": _amp_dtype(device, config.amp),
+        "resumed": resumed, "finished_at": now(),
+    }
 
 
 def run_all(numbers: Iterable[int] | None = None, **kwargs) -> dict[int, RunResult]:
@@ -1325,7 +1113,7 @@ def record_results(results: Mapping[int, RunResult] | None = None, path: str | o
     data = json_safe({
         "runner": f"course_lib.runners.{ASSIGNMENT}", "assignment": ASSIGNMENT, "dataset": DATASET,
         "scale": level, "scale_settings": {"full": {}, "laptop": LAPTOP}.get(level, {}),
-        "date": _now(), "note": note, "devices": devices, "torch_version": torch.__version__,
+        "date": now(), "note": note, "devices": devices, "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python_version": platform.python_version(), "platform": platform.platform(),
         "complete": not unfinished, "total_seconds": total, "total_minutes": total / 60,
@@ -1506,7 +1294,7 @@ def results_table(results: Mapping[int, RunResult] | Iterable[RunResult], *, cap
     df = results_frame(items)
     kinds = sorted({r.memory_kind for r in items if r.memory_kind})
     if caption is None:
-        memory = "; ".join(_MEMORY_KINDS.get(k, k) for k in kinds) or "peak memory"
+        memory = "; ".join(MEMORY_KINDS.get(k, k) for k in kinds) or "peak memory"
         recorded = any(r.recorded for r in items)
         caption = (
             ("RECORDED results (not run here). " if recorded else "")
