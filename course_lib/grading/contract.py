@@ -11,7 +11,7 @@ Rules (``validate_source`` enforces them, and a test runs it on every source not
   hand in the formgrader.
 - ``grade_id`` values are unique and use only letters, digits, ``_`` and ``-``.
 - A test cell follows the harness form: imports, definitions, constants and one
-  ``grade("<its grade_id>", run, check)`` call (see :mod:`course_lib.grading.harness`).
+  ``grade("<its grade_id>", run, check)`` call (see :mod:`course_lib.grading.record`).
 
 ``course lint`` also checks a lesson rule (:func:`check_shape_comments`, not needed to grade): every
 function or method of a solution cell that takes or returns tensors names their shapes, e.g.

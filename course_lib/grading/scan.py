@@ -120,9 +120,9 @@ def find_tampering(code: str, dynamic: bool = False) -> str | None:
 _DYNAMIC_ROOTS = ("torch", "sys", "builtins", "importlib", "course_lib")
 
 # The grading modules a submission has no business importing, reading into or rebinding: grade()
-# and its records, the forbidden-function guard, plain data and this scan (plus the old name of all
-# four, course_lib.grading.harness). Test cells import course_lib.grading.checks, which re-exports
-# grade(); rebinding anything in it is caught by the text of the assignment instead.
+# and its records, the forbidden-function guard, plain data and this scan (plus course_lib.grading.harness,
+# the old name of all four, still flagged). Test cells import course_lib.grading.checks, which
+# re-exports grade(); rebinding anything in it is caught by the text of the assignment instead.
 GRADING_MODULES = ("harness", "record", "forbid", "plain", "scan")
 GRADING_PATHS = tuple(f"course_lib.grading.{m}" for m in GRADING_MODULES)
 TAMPER_MODULES = ("torch._C", "torch.ops", "torch.overrides", "torch.utils._python_dispatch", "torch._dynamo",
