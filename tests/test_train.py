@@ -176,3 +176,71 @@ def test_without_dev_loader_best_is_lowest_train_loss(problem):
     h = fit(model, tl, None, optimizer=torch.optim.Adam(model.parameters(), lr=0.05), epochs=2, loss_fn=mask_loss, progress=False)
     assert h["dev_loss"].isna().all()
     assert h.best_epoch == int(h.loc[h["train_loss"].idxmin(), "epoch"])
+
+
+# ----------------------------------------------------------------------------- the shared steps, with another forward
+class _Bigram(torch.nn.Module):
+    """A model called with ``source`` batches (the gpt_attention vocabulary), not ``inputs/lengths``."""
+
+    def __init__(self, v=5):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.zeros(v, v))
+
+    def forward(self, source):
+        return torch.log_softmax(self.table[source], dim=-1)
+
+
+def _source_batches():
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):
+        target = torch.randint(1, 5, (2, 6), generator=g)
+        mask = (torch.arange(6) < torch.tensor([[6], [3]])).float()
+        batches.append({"source": torch.roll(target, 1, 1), "target": target, "mask": mask})
+    return batches
+
+
+def _nll_fn(model):
+    return lambda b: -model(b["source"]).gather(-1, b["target"].unsqueeze(-1)).squeeze(-1)
+
+
+def test_evaluate_takes_the_forward_as_a_function():
+    model, batches = _Bigram(), _source_batches()
+    with torch.no_grad():
+        model.table.copy_(torch.randn(5, 5, generator=torch.Generator().manual_seed(1)))
+    total, count = 0.0, 0
+    for b in batches:  # by hand: every real token's -log p, one at a time
+        for i in range(2):
+            for t in range(int(b["mask"][i].sum())):
+                row = torch.log_softmax(model.table[b["source"][i, t]], -1)
+                total -= row[b["target"][i, t]].item()
+                count += 1
+    loss, n = evaluate(model, batches, device="cpu", token_nll=_nll_fn(model), acc_dtype=torch.float64)
+    assert n == count == 27 and loss == pytest.approx(total / count, rel=1e-6)
+    assert model.training  # the training mode is put back
+
+
+def test_train_epoch_sums_what_the_steps_return():
+    from course_lib.train import train_epoch
+
+    model, batches = _Bigram(), _source_batches()
+    nll = _nll_fn(model)
+    seen = []
+
+    def step(b):  # a per-sequence mean loss, as the gpt_attention models' .loss
+        token = nll(b)
+        loss = ((token * b["mask"]).sum(1) / b["mask"].sum(1)).mean()
+        seen.append((loss.item(), (token.detach() * b["mask"]).sum().item(), b["mask"].sum().item()))
+        return loss, token
+
+    steps = []
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: every step sees the same model
+    totals = train_epoch(model, batches, opt, step, device=torch.device("cpu"), acc_dtype=torch.float64,
+                         on_step=steps.append)
+    assert steps == [0, 1, 2] and totals.steps == 3 and totals.n_tokens == 27
+    assert totals.token_nll() == pytest.approx(sum(s[1] for s in seen) / 27, rel=1e-9)
+    assert totals.mean_loss() == pytest.approx(sum(s[0] for s in seen) / 3, rel=1e-9)
+    assert totals.token_weighted_loss() == pytest.approx(sum(s[0] * s[2] for s in seen) / 27, rel=1e-9)
+    # a step that learns: the table moves
+    train_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=1.0), step, device=torch.device("cpu"))
+    assert model.table.abs().sum() > 0

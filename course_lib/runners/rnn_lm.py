@@ -59,13 +59,13 @@ import torch
 from torch import nn
 
 from ..data import fetch_text
-from ..files import atomic_write_text
 from ..device import SCALES, autograde_mode, describe_device, get_device, seed_everything
 from ..device import scale as current_scale
+from ..files import atomic_write_text
+from ..runlog import cpu_max_rss_mib
 from ..text import CharVocab, make_char_lm_data, make_loaders
 from ..train import fit
-from . import reference_layers
-from . import json_safe
+from . import json_safe, reference_layers
 
 __all__ = ["Config", "RunResult", "build_parser", "default_model_factory", "run", "main",
            "FAST_MAX_LINES", "FAST_EPOCHS", "LAPTOP", "NOTEBOOK_RUNS", "run_notebook_runs", "conclusions"]
@@ -415,13 +415,8 @@ def _peak_memory(device: torch.device) -> tuple[float | None, str | None]:
     size (``ru_maxrss``: a peak over the whole process, so over every run made in it so far)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return (peak / 2**20 if sys.platform == "darwin" else peak / 2**10), "cpu_max_rss"
-    except (ImportError, OSError):  # pragma: no cover - Windows
-        return None, None
+    peak = cpu_max_rss_mib()
+    return (peak, "cpu_max_rss") if peak is not None else (None, None)
 
 
 #: The notebook's three trainings: Q1 (the defaults: a vanilla RNN) and the examples of Q2 and Q3.

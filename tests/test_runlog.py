@@ -1,0 +1,69 @@
+"""course_lib.runlog: a run's folder survives interruption, resumes exactly, and refuses other settings."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import torch
+from torch import nn
+
+from course_lib.runlog import RunLog, model_fingerprint, read_jsonl, rng_state, set_rng_state
+
+
+def _make(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Linear(3, 1)
+    return model, torch.optim.Adam(model.parameters(), lr=0.1)
+
+
+def _train(log: RunLog, epochs: int, stop_after: int | None = None) -> list[dict]:
+    model, opt = _make()
+    start, history = log.resume(model, opt, epochs)
+    log.write_meta({"fingerprint": {"k": 1}})
+    for epoch in range(start + 1, epochs + 1):
+        x = torch.randn(8, 3)  # the global RNG: restored on resume
+        loss = (model(x) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append({"epoch": epoch, "loss": loss.item()})
+        log.save_epoch(history, model, opt)
+        if stop_after == epoch:
+            break
+    return history
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    straight = _train(RunLog(tmp_path / "a").open({"k": 1}), 4)
+    _train(RunLog(tmp_path / "b").open({"k": 1}), 4, stop_after=2)
+    torch.manual_seed(123)  # whatever happened in between
+    log = RunLog(tmp_path / "b").open({"k": 1})
+    assert not log.finished(4) and len(log.rows) == 2
+    resumed = _train(log, 4)
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in straight]
+    assert read_jsonl(tmp_path / "b" / "epochs.jsonl") == resumed
+    assert RunLog(tmp_path / "b").open({"k": 1}).finished(4)
+
+
+def test_other_settings_or_no_resume_move_the_folder_aside(tmp_path):
+    said = []
+    log = RunLog(tmp_path / "run", label="x", say=said.append).open({"k": 1})
+    log.resume(*_make(), 2)
+    log.write_meta({"fingerprint": {"k": 1}})
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["format"] == 1
+    assert RunLog(tmp_path / "run").open({"k": 1}).meta is not None
+    again = RunLog(tmp_path / "run", label="x", say=said.append).open({"k": 2})
+    assert again.meta is None and again.rows == []
+    assert [p.name.startswith("run.replaced-") for p in tmp_path.iterdir()] == [True]
+    assert "other settings" in said[-1]
+
+
+def test_model_fingerprint_and_rng_state():
+    assert model_fingerprint(nn.Linear(2, 2)) == model_fingerprint(nn.Linear(2, 2))
+    assert model_fingerprint(nn.Linear(2, 2)) != model_fingerprint(nn.Linear(2, 3))
+    state = rng_state()
+    a = (random.random(), torch.rand(2))
+    set_rng_state(state)
+    b = (random.random(), torch.rand(2))
+    assert a[0] == b[0] and torch.equal(a[1], b[1])
