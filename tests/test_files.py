@@ -27,3 +27,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_torch_save({"w": Unpicklable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_new_files_get_the_mode_open_gives_and_existing_ones_keep_theirs(tmp_path):
+    import os
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "new.txt", "x")
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    os.chmod(plain, 0o640)
+    atomic_write_text(plain, "y")
+    assert plain.stat().st_mode & 0o777 == 0o640 and plain.read_text() == "y"

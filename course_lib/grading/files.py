@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..files import atomic_write_text as _atomic_write_text
+
 
 @contextlib.contextmanager
 def setenv(**values: str):
@@ -34,11 +36,9 @@ def rmtree(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so that readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` through a temporary file, so that readers never see half of it
+    (:func:`course_lib.files.atomic_write_text`: unique temporary name, fsync, ``os.replace``)."""
+    _atomic_write_text(path, text)
 
 
 def sha256(path: Path) -> str:
