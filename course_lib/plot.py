@@ -124,13 +124,13 @@ def plot_history(history: pd.DataFrame, *, title: str | None = None, ax=None):
     df = _as_frame(history)
     if ax is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, FigureClass=CourseFigure)
-        panels = list(zip(axes, ("loss", "ppl")))
+        panels = list(zip(axes, ("loss", "ppl"), strict=True))
     elif isinstance(ax, (Sequence, np.ndarray)):
         axes = list(np.ravel(ax))
         if len(axes) != 2:
             raise ValueError(f"ax must be one Axes or a pair (loss_ax, ppl_ax); got {len(axes)} Axes.")
         fig = axes[0].figure
-        panels = list(zip(axes, ("loss", "ppl")))
+        panels = list(zip(axes, ("loss", "ppl"), strict=True))
     else:
         fig = ax.figure
         panels = [(ax, "ppl")]
@@ -357,7 +357,7 @@ def plot_temperature(logits, labels: Sequence[str], temperatures: Sequence[float
         raise ValueError(f"temperatures must be positive, got {list(temperatures)}")
     fig, axes = plt.subplots(1, len(temps), figsize=(3.6 * len(temps), 3.2), sharey=True,
                              constrained_layout=True, FigureClass=CourseFigure, squeeze=False)
-    for ax, t in zip(axes[0], temps):
+    for ax, t in zip(axes[0], temps, strict=True):
         scaled = z / t
         p = np.exp(scaled - scaled.max())
         p /= p.sum()

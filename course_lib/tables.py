@@ -184,9 +184,9 @@ def to_markdown_table(df, *, precision: int = 3, index: bool | None = None) -> s
     widths = [max([3, len(headers[j])] + [len(r[j]) for r in body]) for j in range(len(headers))]
 
     def line(cells: list[str]) -> str:
-        padded = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
+        padded = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "| " + " | ".join(("-" * (w - 1) + ":") if num else (":" + "-" * (w - 1)) for w, num in zip(widths, numeric)) + " |"
-    header = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |"
+    rule = "| " + " | ".join(("-" * (w - 1) + ":") if num else (":" + "-" * (w - 1)) for w, num in zip(widths, numeric, strict=True)) + " |"
+    header = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
     return "\n".join([header, rule, *(line(r) for r in body)]) + "\n"

@@ -22,14 +22,13 @@ import nbformat
 import pandas as pd
 import pytest
 import torch
-
-from course_lib.grading.reports import read_log
-from course_lib.grading.workspace import Workspace
-from course_lib.grading.examples import solution_notebook
-from course_lib.grading.sandbox import probe
-
 from adversarial.assignment import AUTO_POINTS, NAME, POINTS, make_adv_course
 from adversarial.corpus import CASES, CORRECT_LN, Ctx, by_name
+
+from course_lib.grading.examples import solution_notebook
+from course_lib.grading.reports import read_log
+from course_lib.grading.sandbox import probe
+from course_lib.grading.workspace import Workspace
 
 pytestmark = [pytest.mark.slow,
               # alt_new_cells_old_format is an nbformat 4.4 notebook without cell ids, on purpose
@@ -53,7 +52,7 @@ class _AnswerServer(http.server.ThreadingHTTPServer):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.server.hits.append(self.path)
         url = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(url.query)

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO
 
 from course_lib.grading.assignments import get_assignment, list_assignments
-from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import solution_notebook
 from course_lib.grading.lab import running_lab
-
-from conftest import REPO
+from course_lib.grading.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.grading.checks import (CheckFailed, as_float, as_int, assert_close, assert_equal,
-                                       assert_shape, assert_true, quiet, to_tensor)
+from course_lib.grading.checks import (
+    CheckFailed,
+    as_float,
+    as_int,
+    assert_close,
+    assert_equal,
+    assert_shape,
+    assert_true,
+    quiet,
+    to_tensor,
+)
 
 
 @pytest.mark.parametrize("value", [0.5, np.float32(0.5), np.array(0.5), torch.tensor(0.5),
@@ -53,7 +62,7 @@ def test_assert_true_survives_optimised_mode_and_quiet_captures():
     with pytest.raises(CheckFailed, match="boom"):
         assert_true(False, "boom")
     with quiet() as buf:
-        warnings.warn("hidden")
+        warnings.warn("hidden", stacklevel=1)
         import sys
         print("to stderr", file=sys.stderr)
     assert "to stderr" in buf.getvalue()

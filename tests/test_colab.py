@@ -21,13 +21,12 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from conftest import REPO
 
 from course_lib import notebook as nbsetup
 from course_lib.grading import cli, distribution, project
 from course_lib.grading.assignments import list_assignments
 from course_lib.grading.workspace import Workspace
-
-from conftest import REPO
 
 ASSIGNMENTS = list_assignments(REPO)
 PROJECT = project.load_project(REPO)
@@ -71,7 +70,7 @@ def test_readme_badges_open_the_student_release():
     urls = project.colab_urls((REPO / "README.md").read_text(encoding="utf-8"))
     assert len(urls) == len(ASSIGNMENTS)
     owner, repo = PROJECT.github
-    for name, url in zip(ASSIGNMENTS, urls):
+    for name, url in zip(ASSIGNMENTS, urls, strict=True):
         assert url == f"https://colab.research.google.com/github/{owner}/{repo}/blob/{PROJECT.student_branch}/{name}/{name}.ipynb"
         assert "/notebooks/" not in url  # never the instructor notebook
 
@@ -111,7 +110,7 @@ def test_sync_rewrites_setup_cells_and_badges_from_pyproject(tmp_path):
     # the rest of the notebook is untouched
     old = [c.source for c in jupytext.read(REPO / "notebooks" / "rnn_lm" / "rnn_lm.py").cells]
     new = [c.source for c in jupytext.read(py).cells]
-    assert len(old) == len(new) and sum(a != b for a, b in zip(old, new)) == 1
+    assert len(old) == len(new) and sum(a != b for a, b in zip(old, new, strict=True)) == 1
 
 
 def test_ref_names_the_student_distribution(tmp_path):

@@ -103,7 +103,7 @@ def server(tmp_path):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=str(root), **kwargs)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             requests.append(self.path)
             super().do_GET()
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from course_lib.grading import cli
-from course_lib.grading.contract import validate_source
 from course_lib.grading.assignments import get_assignment, list_assignments
+from course_lib.grading.contract import validate_source
 from course_lib.grading.examples import load_examples
 
 pytestmark = pytest.mark.slow

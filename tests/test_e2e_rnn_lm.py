@@ -12,12 +12,11 @@ import io
 import nbformat
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from course_lib.grading import cli
 from course_lib.grading.contract import validate_source
 from course_lib.grading.examples import load_examples
-
-from conftest import REPO
 
 NAME = "rnn_lm"
 SOURCE = REPO / "notebooks" / NAME / f"{NAME}.ipynb"

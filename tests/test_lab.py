@@ -12,8 +12,8 @@ import pytest
 
 from course_lib.grading import cli
 from course_lib.grading.errors import GradingError
-from course_lib.grading.workspace import Workspace
 from course_lib.grading.lab import lab_command, lab_env, prepare_lab_folder, running_lab
+from course_lib.grading.workspace import Workspace
 
 
 def test_lab_command_is_loopback_only_with_a_token(tmp_path):

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from course_lib.text import CharVocab
 from course_solutions.layers import (
     FeedforwardLanguageModel,
     RNNLanguageModel,
@@ -18,7 +19,6 @@ from course_solutions.layers import (
     mask_loss,
     token_losses,
 )
-from course_lib.text import CharVocab
 
 ATOL = 1e-5
 
@@ -291,7 +291,7 @@ def test_generate_sample_frequencies_follow_tempered_softmax(temperature):
     assert len(text) == n
     counts = Counter(text)
     expected = torch.softmax(torch.tensor([1.0, 0.0, -1.0]) / temperature, 0).tolist()
-    for ch, p in zip("abc", expected):
+    for ch, p in zip("abc", expected, strict=True):
         freq = counts[ch] / n
         sigma = math.sqrt(p * (1 - p) / n)
         assert abs(freq - p) < 5 * sigma, f"{ch}: frequency {freq:.4f}, softmax(logits/T) gives {p:.4f}"

@@ -131,7 +131,7 @@ def check_layernorm(cls) -> None:
             reference.bias.copy_(module.bias)
             out = module(x)
             assert out.shape == x.shape, f"expected shape {tuple(x.shape)} (*dims, hidden_size), got {tuple(out.shape)}"
-            torch.testing.assert_close(out, reference(x), **TOL[dtype], msg=lambda m: f"LayerNorm {shape} {dtype}: {m}")
+            torch.testing.assert_close(out, reference(x), **TOL[dtype], msg=lambda m, shape=shape, dtype=dtype: f"LayerNorm {shape} {dtype}: {m}")
 
 
 def reference_attention_weights(queries, keys):

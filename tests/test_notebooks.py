@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-
-from course_lib.grading.contract import validate_source, shape_comment_problems
-from course_lib.grading.assignments import list_assignments
-
 from conftest import REPO
+
+from course_lib.grading.assignments import list_assignments
+from course_lib.grading.contract import shape_comment_problems, validate_source
 
 ASSIGNMENTS = list_assignments(REPO)
 

@@ -10,13 +10,13 @@ import matplotlib
 
 matplotlib.use("Agg", force=True)
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from course_lib.plot import BEST_MARKER_GID, CAPTION_GID, plot_histories, plot_history, plot_runs  # noqa: E402
-from course_lib.tables import results_table, to_markdown_table  # noqa: E402
+from course_lib.plot import BEST_MARKER_GID, CAPTION_GID, plot_histories, plot_history, plot_runs
+from course_lib.tables import results_table, to_markdown_table
 
 
 @pytest.fixture(autouse=True)
@@ -207,7 +207,7 @@ def test_results_table_sorts_by_several_columns_in_category_order():
     rows["opt"] = pd.Categorical(rows["opt"], categories=["Adam", "AdamW", "SGD"], ordered=True)
     styler = results_table(rows, sort_by=["arch", "layers", "opt"])
     df = styler.data
-    assert list(zip(df["arch"], df["layers"], df["opt"])) == [
+    assert list(zip(df["arch"], df["layers"], df["opt"], strict=True)) == [
         ("LSTM", 1, "Adam"), ("LSTM", 1, "SGD"), ("LSTM", 2, "AdamW"), ("GPT", 1, "Adam"), ("GPT", 1, "SGD")]
     assert bold_cells(styler) == set()  # a list of sort columns bolds nothing by default
     desc = results_table(rows, sort_by=["arch", "ppl"], ascending=[True, False]).data
@@ -371,7 +371,7 @@ def test_plot_temperature_sharpens_and_flattens():
     axes = fig.axes
     assert len(axes) == 3
     probs = [[bar.get_height() for bar in ax.patches if bar.get_gid() == "probabilities"] for ax in axes]
-    for p, t in zip(probs, [0.5, 1, 4]):
+    for p, t in zip(probs, [0.5, 1, 4], strict=True):
         expected = np.exp(np.array(logits) / t) / np.exp(np.array(logits) / t).sum()
         np.testing.assert_allclose(p, expected, rtol=1e-9)
     assert probs[0][0] > probs[1][0] > probs[2][0]  # a low temperature favours the top token

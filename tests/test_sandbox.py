@@ -10,8 +10,8 @@ machine that lets us create one).
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,10 +22,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from course_lib.grading.sandbox import GIB, MIB, Cgroups, Limits, SandboxConfig, main, probe
-
-from conftest import REPO
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 

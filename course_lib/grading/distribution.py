@@ -21,6 +21,7 @@ from pathlib import Path
 from .assignments import list_assignments
 from .project import Project, ProjectError, badge_table, load_project
 
+
 @dataclass
 class Published:
     branch: str

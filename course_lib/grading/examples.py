@@ -17,12 +17,11 @@ from pathlib import Path
 
 import nbformat
 
-from .cells import grade_id, is_solution
-from .contract import NotebookSpec, validate_source, strip_solution_markers
 from .assignments import get_assignment
+from .cells import grade_id, is_solution
+from .contract import NotebookSpec, strip_solution_markers, validate_source
 from .errors import GradingError
 from .submissions import STUDENT_RE
-
 
 KINDS = ("solution", "blank", "variant", "mutant")
 

@@ -29,9 +29,8 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbformat.notebooknode import NotebookNode
-from traitlets import Bool, Dict, Enum, List, Unicode
-
 from nbgrader.preprocessors import Execute
+from traitlets import Bool, Dict, Enum, List, Unicode
 
 from .cells import grade_id, is_experiment, is_test_cell
 from .sandbox import Cgroups, Limits, SandboxConfig, probe
@@ -73,7 +72,7 @@ class SandboxedExecute(Execute):
     kernel_env = Dict({}, help="Extra environment variables for the kernel.").tag(config=True)
     skip_tags = List(Unicode(), ["experiment"], help="Code cells with one of these tags are not run (experiments).").tag(config=True)
 
-    def preprocess(self, nb, resources=None, km=None):  # noqa: ARG002
+    def preprocess(self, nb, resources=None, km=None):
         from nbclient.client import NotebookClient
 
         if not self.source_notebook:  # nbgrader's own CLI / formgrader: the course's source folder
@@ -236,7 +235,7 @@ class SandboxedExecute(Execute):
         source = Path(self.source_notebook)
         try:
             results = run_replay(source, executed, records)
-        except Exception as exc:  # noqa: BLE001 - every test then fails with the reason, nothing is lost
+        except Exception as exc:
             results = None
             report["verify_error"] = str(exc)[:2000]
         not_run = report.get("message") or "the notebook stopped before this test"
@@ -357,7 +356,7 @@ def restore_test_order(nb, source_path: Path) -> list[str]:
 
     try:
         src = nbformat.read(source_path, as_version=4)
-    except Exception:  # noqa: BLE001 - no source, nothing to restore
+    except Exception:
         return []
     order = [(grade_id(c), is_test_cell(c)) for c in src.cells if grade_id(c)]
     moved = []

@@ -102,7 +102,7 @@ def probe() -> str | None:
             r = subprocess.run([exe, *_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"],
                                capture_output=True, text=True, timeout=20)
             why = None if r.returncode == 0 else f"bubblewrap cannot create namespaces here: {r.stderr.strip()[:300]}"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             why = f"bubblewrap failed to start: {exc}"
     _PROBE["result"] = why
     return why
@@ -128,7 +128,7 @@ def _system_ro() -> list[str]:
         import course_lib._data as data_pkg  # the registry (data/ in the repository)
 
         paths.append(str(Path(data_pkg.__file__).resolve().parent))
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     # Editable installs point at the repository through a finder module in site-packages; binding
     # the two package folders above is enough. The rest of the repository (notebooks/ with the
@@ -140,7 +140,7 @@ def _system_ro() -> list[str]:
 
     try:
         paths.append(str(cache_dir()))
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     out: list[str] = []
     for p in paths:
@@ -358,7 +358,7 @@ def _try_write(path: Path, value: str) -> bool:
         return False
 
 
-class contextlib_suppress:  # noqa: N801 - a tiny local suppress(OSError, ValueError)
+class contextlib_suppress:
     def __enter__(self):
         return self
 

@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/: conftest's toy course
@@ -29,8 +28,8 @@ sys.path.insert(0, str(HERE.parent))  # tests/: conftest's toy course
 def _toy(tmp: Path):
     from conftest import make_toy_course
 
-    from course_lib.grading.workspace import Workspace
     from course_lib.grading.examples import solution_notebook
+    from course_lib.grading.workspace import Workspace
 
     root = make_toy_course(tmp)
     ws = Workspace(tmp / "grading", root=root, limits={"cell_timeout": 5, "notebook_timeout": 60})
@@ -96,13 +95,13 @@ def forbid():
     hits = [scan.find_forbidden_use(BYPASS, n) for n in names] + [scan.find_tampering(BYPASS)]
     print(f"static scans (forbidden use x2, tampering) of the answer: {hits}")
     ns: dict = {}
-    exec(BYPASS, ns)  # noqa: S102 - the student's answer, as the kernel would run it
+    exec(BYPASS, ns)
     x = torch.randn(2, 5)
     try:
         record.grade("test_layer_norm", lambda: ns["layer_norm"](x), lambda out: None, forbid=names)
         if not any(hits):
             print("BUG: torch.nn.functional.layer_norm ran inside grade(..., forbid=...) and no scan flags the code")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"blocked at run time ({type(exc).__name__})")
 
 
