@@ -120,8 +120,8 @@ class TinyGPT(nn.Module):
 FACTORY = ga.model_factory_from(lstm=TinyLSTM, gpt=TinyGPT)
 
 
-def toy_data(n_train=16, n_valid=8):
-    return ToyLM(n_train, seed=1), ToyLM(n_valid, seed=2), V
+def toy_data(n_train=16, n_dev=8):
+    return ToyLM(n_train, seed=1), ToyLM(n_dev, seed=2), V
 
 
 def fast(n: int, **changes) -> Config:
@@ -130,8 +130,8 @@ def fast(n: int, **changes) -> Config:
 
 def numeric(history: pd.DataFrame) -> pd.DataFrame:
     """The columns that depend only on the computation (not on timing, memory or dates)."""
-    return history[["epoch", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "train_objective",
-                    "train_tokens", "valid_tokens"]]
+    return history[["epoch", "train_loss", "train_ppl", "dev_loss", "dev_ppl", "train_objective",
+                    "train_tokens", "dev_tokens"]]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -290,11 +290,11 @@ def test_fast_run_writes_a_complete_log(tmp_path, number):
     result = ga.run(fast(number), FACTORY, progress=False, log_dir=tmp_path, log=lines.append, data=toy_data())
     h, E = result.history, ga.FAST_EPOCHS
     assert E >= 2 and h["epoch"].tolist() == list(range(1, E + 1)) and result.finished and result.epochs_trained_now == E
-    for split in ("train", "valid"):
+    for split in ("train", "dev"):
         assert np.isfinite(h[f"{split}_ppl"]).all() and (h[f"{split}_ppl"] > 1).all()
         np.testing.assert_allclose(h[f"{split}_ppl"], np.exp(h[f"{split}_loss"]), rtol=1e-12)
         assert h[f"{split}_ppl"].iloc[-1] < h[f"{split}_ppl"].iloc[0]  # learning
-    assert (h["valid_ppl"] < V).all()
+    assert (h["dev_ppl"] < V).all()
     folder = tmp_path / "fast" / f"{number:02d}-{CONFIGS[number].name}"
     assert result.log_dir == folder
     rows = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
@@ -304,20 +304,20 @@ def test_fast_run_writes_a_complete_log(tmp_path, number):
     ckpt = torch.load(folder / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == E and set(ckpt) >= {"model", "optimizer", "rng", "history"}
     assert any(f"epoch  {E}/{E}" in line for line in lines) and result.model is not None
-    assert result.best_valid_ppl == pytest.approx(h["valid_ppl"].min())
-    assert result.best_epoch == int(h["epoch"][h["valid_ppl"].idxmin()])
+    assert result.best_dev_ppl == pytest.approx(h["dev_ppl"].min())
+    assert result.best_epoch == int(h["epoch"][h["dev_ppl"].idxmin()])
 
 
 def test_timing_memory_and_throughput_fields(tmp_path):
     r = ga.run(fast(5), FACTORY, progress=True, log_dir=tmp_path, log=None, data=toy_data())  # with tqdm bars
     h = r.history
-    assert (h["train_seconds"] > 0).all() and (h["valid_seconds"] > 0).all()
-    np.testing.assert_allclose(h["epoch_seconds"], h["train_seconds"] + h["valid_seconds"])
+    assert (h["train_seconds"] > 0).all() and (h["dev_seconds"] > 0).all()
+    np.testing.assert_allclose(h["epoch_seconds"], h["train_seconds"] + h["dev_seconds"])
     np.testing.assert_allclose(h["wall_clock_seconds"], h["epoch_seconds"].cumsum())
     np.testing.assert_allclose(h["tokens_per_second"], h["train_tokens"] / h["train_seconds"])
     real = sum(int(d["mask"].sum()) for d in toy_data()[0])  # every real target token, once per epoch
     assert (h["train_tokens"] == real).all()
-    assert (h["valid_tokens"] == sum(int(d["mask"].sum()) for d in toy_data()[1])).all()
+    assert (h["dev_tokens"] == sum(int(d["mask"].sum()) for d in toy_data()[1])).all()
     assert (h["peak_memory_mib"] > 10).all() and set(h["memory_kind"]) == {"cpu_rss"}
     assert set(h["device"]) == {"cpu"} and set(h["amp_dtype"]) == {"float32"}
     assert h["cuda_max_reserved_mib"].isna().all()
@@ -361,6 +361,32 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, numb
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.history["wall_clock_seconds"].is_monotonic_increasing
+
+
+def _to_old_names(path):
+    """Rewrite a log (JSON lines) with the column names it had before ``dev_*``: ``valid_*``."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k.replace("dev_", "valid_"): v for k, v in r.items()}) + "\n" for r in rows))
+
+
+def test_a_log_with_the_old_valid_names_resumes_and_reads_back_under_dev_names(tmp_path):
+    config = fast(6, epochs=2)
+    straight = ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "a", log=None, data=toy_data())
+    with pytest.raises(RunInterrupted):
+        ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "b", log=None, data=toy_data(),
+               on_step=_stop_at(2, 1))
+    folder = ga.run_dir(config.resolved(), tmp_path / "b")
+    _to_old_names(folder / "epochs.jsonl")
+    ckpt = torch.load(folder / "checkpoint.pt", weights_only=True)
+    ckpt["history"] = [{k.replace("dev_", "valid_"): v for k, v in r.items()} for r in ckpt["history"]]
+    torch.save(ckpt, folder / "checkpoint.pt")
+    resumed = ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "b", log=None, data=toy_data())
+    assert resumed.resumed_from_epoch == 1 and "valid_ppl" not in resumed.history.columns
+    pd.testing.assert_frame_equal(numeric(resumed.history), numeric(straight.history))
+    assert all("dev_ppl" in json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines())
+    _to_old_names(folder / "epochs.jsonl")  # a finished old log is read back under the new names
+    again = ga.run(config, FACTORY, progress=False, log_dir=tmp_path / "b", log=None, data=toy_data())
+    assert again.epochs_trained_now == 0 and again.best_dev_ppl == pytest.approx(straight.best_dev_ppl)
 
 
 def test_finished_run_is_read_back_not_retrained(tmp_path):
@@ -489,8 +515,8 @@ def test_run_reports_token_level_perplexity(tmp_path):
     result = ga.run(config, lambda c, v: Unigram(p), progress=False, log_dir=tmp_path, log=None,
                     data=(data, data, len(p)))
     row = result.history.iloc[0]
-    assert row["train_ppl"] == pytest.approx(2**2.5, rel=1e-6) and row["valid_ppl"] == pytest.approx(2**2.5, rel=1e-6)
-    assert row["train_tokens"] == row["valid_tokens"] == 4
+    assert row["train_ppl"] == pytest.approx(2**2.5, rel=1e-6) and row["dev_ppl"] == pytest.approx(2**2.5, rel=1e-6)
+    assert row["train_tokens"] == row["dev_tokens"] == 4
     # the training objective is the handout's per-sequence mean, averaged over the two batches
     nll = [-math.log(0.5), -math.log(0.25), -math.log(0.125), -math.log(0.0625)]
     assert row["train_objective"] == pytest.approx((nll[0] + sum(nll[1:]) / 3) / 2, rel=1e-6)
@@ -506,8 +532,8 @@ def fake_result(n: int, valid, train=None, seconds=10.0, memory=1000.0, recorded
     train = list(train) if train is not None else [v * 0.8 for v in valid]
     k = len(valid)
     history = ga._history_frame([{
-        "epoch": e + 1, "train_ppl": train[e], "valid_ppl": valid[e], "train_loss": math.log(train[e]),
-        "valid_loss": math.log(valid[e]), "epoch_seconds": seconds, "wall_clock_seconds": seconds * (e + 1),
+        "epoch": e + 1, "train_ppl": train[e], "dev_ppl": valid[e], "train_loss": math.log(train[e]),
+        "dev_loss": math.log(valid[e]), "epoch_seconds": seconds, "wall_clock_seconds": seconds * (e + 1),
         "tokens_per_second": 1000.0 * n, "peak_memory_mib": memory + e, "memory_kind": "cuda_max_allocated",
     } for e in range(k)])
     return RunResult(config=CONFIGS[n].replace(epochs=k), history=history, recorded=recorded)
@@ -523,13 +549,13 @@ def test_results_table_sorted_by_architecture_layers_optimizer_with_bold_per_arc
     styler = ga.results_table(all_fake())
     df = styler.data
     assert df["exp"].tolist() == [1, 2, 3, 4, 9, 10, 5, 6, 7, 8, 11, 12]
-    assert list(df.columns) == ["exp", "architecture", "layers", "optimizer", "best valid ppl", "best epoch",
+    assert list(df.columns) == ["exp", "architecture", "layers", "optimizer", "best dev ppl", "best epoch",
                                 "final train ppl", "s/epoch", "memory (MiB)", "tokens/s"]
     assert (df["best epoch"] == 2).all()
     bold = getattr(styler, "_course_lib_bold")
-    bold_rows = df.loc[bold["best valid ppl"], ["exp", "architecture"]]
+    bold_rows = df.loc[bold["best dev ppl"], ["exp", "architecture"]]
     assert bold_rows.values.tolist() == [[9, "LSTM"], [5, "GPT"]]  # one per architecture
-    assert bold.drop(columns="best valid ppl").to_numpy().sum() == 0
+    assert bold.drop(columns="best dev ppl").to_numpy().sum() == 0
     md = to_markdown_table(styler, precision=1)
     assert md.count("**") == 4 and "**139.6**" in md and "**146.9**" in md
     caption = styler.caption
@@ -556,7 +582,7 @@ def test_record_and_load_recorded(tmp_path):
     loaded = ga.load_recorded(data)
     assert all(r.recorded and r.label.endswith("(recorded)") for r in loaded.values())
     for n in CONFIGS:
-        assert loaded[n].best_valid_ppl == pytest.approx(results[n].best_valid_ppl)
+        assert loaded[n].best_dev_ppl == pytest.approx(results[n].best_dev_ppl)
         assert loaded[n].config.name == CONFIGS[n].name
     partial = {n: r for n, r in results.items() if n != 7}
     with pytest.raises(ValueError, match="not finished"):
@@ -640,7 +666,7 @@ def test_reference_models_through_the_default_factory(tmp_path):
     assert gpt.num_heads == 4 and gpt.sequence_length == ga.FAST_SEQUENCE_LENGTH
     for n in (1, 5):
         r = ga.run(fast(n), progress=False, log_dir=tmp_path, log=None, data=toy_data(8, 4))
-        assert np.isfinite(r.history[["train_ppl", "valid_ppl"]].to_numpy()).all()
+        assert np.isfinite(r.history[["train_ppl", "dev_ppl"]].to_numpy()).all()
         assert type(r.model).__name__ == ("LSTM" if n == 1 else "MiniGPT1")
 
 

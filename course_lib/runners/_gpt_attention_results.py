@@ -37,8 +37,8 @@ from ._gpt_attention_config import (
 
 
 HISTORY_COLUMNS = [
-    "epoch", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "train_objective", "train_tokens",
-    "valid_tokens", "train_seconds", "valid_seconds", "epoch_seconds", "wall_clock_seconds",
+    "epoch", "train_loss", "train_ppl", "dev_loss", "dev_ppl", "train_objective", "train_tokens",
+    "dev_tokens", "train_seconds", "dev_seconds", "epoch_seconds", "wall_clock_seconds",
     "tokens_per_second", "peak_memory_mib", "memory_kind", "cuda_max_reserved_mib", "device", "amp_dtype",
     "resumed", "finished_at",
 ]
@@ -47,7 +47,7 @@ HISTORY_COLUMNS = [
 @dataclass
 class RunResult:
     """One experiment's record. ``history`` has one row per epoch (:data:`HISTORY_COLUMNS`):
-    ``train_ppl`` / ``valid_ppl`` (exp of ``train_loss`` / ``valid_loss``, the mean NLL per real
+    ``train_ppl`` / ``dev_ppl`` (exp of ``train_loss`` / ``dev_loss``, the mean NLL per real
     token), ``train_objective`` (mean of the model's ``loss`` over the epoch's batches),
     ``epoch_seconds`` (train + validation), ``wall_clock_seconds`` (cumulative), ``tokens_per_second``
     (real target tokens per training second), ``peak_memory_mib`` and its ``memory_kind``.
@@ -88,7 +88,7 @@ class RunResult:
     def _best(self):
         if not len(self.history):
             return None
-        values = pd.to_numeric(self.history["valid_ppl"], errors="coerce")
+        values = pd.to_numeric(self.history["dev_ppl"], errors="coerce")
         return None if values.notna().sum() == 0 else self.history.loc[values.idxmin()]
 
     @property
@@ -97,18 +97,18 @@ class RunResult:
         return None if row is None else int(row["epoch"])
 
     @property
-    def best_valid_ppl(self) -> float:
+    def best_dev_ppl(self) -> float:
         """The lowest validation perplexity across epochs (not necessarily the last epoch's)."""
         row = self._best()
-        return float("nan") if row is None else float(row["valid_ppl"])
+        return float("nan") if row is None else float(row["dev_ppl"])
 
     @property
     def final_train_ppl(self) -> float:
         return float(self.history["train_ppl"].iloc[-1]) if len(self.history) else float("nan")
 
     @property
-    def final_valid_ppl(self) -> float:
-        return float(self.history["valid_ppl"].iloc[-1]) if len(self.history) else float("nan")
+    def final_dev_ppl(self) -> float:
+        return float(self.history["dev_ppl"].iloc[-1]) if len(self.history) else float("nan")
 
     def _steady(self) -> pd.DataFrame:
         """Epochs after the first (warm-up, allocator growth, compilation), or the first if alone."""
@@ -163,7 +163,7 @@ class RunResult:
             "architecture": self.config.architecture,
             "layers": self.config.layers,
             "optimizer": self.config.optimizer_name,
-            "best valid ppl": self.best_valid_ppl,
+            "best dev ppl": self.best_dev_ppl,
             "best epoch": self.best_epoch,
             "final train ppl": self.final_train_ppl,
             "s/epoch": self.seconds_per_epoch,
@@ -183,7 +183,7 @@ class RunResult:
             "device_description": self.device_description,
             "epochs_run": int(len(self.history)),
             "best_epoch": self.best_epoch,
-            "best_valid_ppl": self.best_valid_ppl,
+            "best_dev_ppl": self.best_dev_ppl,
             "final_train_ppl": self.final_train_ppl,
             "seconds_per_epoch": self.seconds_per_epoch,
             "cpu_seconds_per_epoch": self.cpu_seconds_per_epoch,
@@ -197,8 +197,19 @@ class RunResult:
         })
 
 
+#: Column names of logs and recorded files written before the library settled on ``dev`` for the
+#: held-out split (as :mod:`course_lib.train`): read under their current names.
+_OLD_NAMES = {"valid_loss": "dev_loss", "valid_ppl": "dev_ppl", "valid_tokens": "dev_tokens",
+              "valid_seconds": "dev_seconds"}
+
+
+def current_names(row: Mapping) -> dict:
+    """A history row with any old column name (``valid_ppl``, ...) under its current one (``dev_ppl``)."""
+    return {_OLD_NAMES.get(k, k): v for k, v in row.items()}
+
+
 def _history_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(list(rows))
+    df = pd.DataFrame([current_names(r) for r in rows])
     for column in HISTORY_COLUMNS:
         if column not in df.columns:
             df[column] = None
@@ -312,7 +323,7 @@ def _clock(result: RunResult) -> tuple[list[float], str]:
 def _best_so_far_at(result: RunResult, seconds: float) -> float:
     """The lowest validation perplexity among the epochs finished within ``seconds`` (:func:`_clock`)."""
     clock, _ = _clock(result)
-    done = [float(v) for t, v in zip(clock, result.history["valid_ppl"]) if t <= seconds + 1e-9]
+    done = [float(v) for t, v in zip(clock, result.history["dev_ppl"]) if t <= seconds + 1e-9]
     return min(done) if done else float("inf")
 
 
@@ -347,13 +358,13 @@ def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
         return out
 
     def best(n):
-        return r[n].best_valid_ppl
+        return r[n].best_dev_ppl
 
     groups = {"LSTM": (1, 2, 3, 4), "GPT": (5, 6, 7, 8)}
     adaptive = {arch: (max(best(a), best(b)), min(best(c), best(d))) for arch, (a, b, c, d) in groups.items()}
 
     def ahead_every_epoch(a, b, c, d):
-        hs = [pd.to_numeric(r[n].history["valid_ppl"]).tolist() for n in (a, b, c, d)]
+        hs = [pd.to_numeric(r[n].history["dev_ppl"]).tolist() for n in (a, b, c, d)]
         return all(max(x[:2]) < min(x[2:]) for x in zip(*hs))
 
     every = {arch: ahead_every_epoch(*ns) for arch, ns in groups.items()}
@@ -370,17 +381,17 @@ def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
     out.append({"id": "adamw_close_to_adam", "statement": "AdamW's weight decay (5e-4) changes the best validation "
                 "perplexity of Adam by less than 5%, for both architectures.",
                 "holds": all(abs(v - 1) < 0.05 for v in ratio.values()),
-                "evidence": {k: f"AdamW / Adam best valid ppl = {v:.4f}" for k, v in ratio.items()}})
+                "evidence": {k: f"AdamW / Adam best dev ppl = {v:.4f}" for k, v in ratio.items()}})
     lstm, gpt = r[1].history, r[5].history
     epochs = min(len(lstm), len(gpt))
-    per_epoch = [float(lstm["valid_ppl"].iloc[i]) < float(gpt["valid_ppl"].iloc[i]) for i in range(epochs)]
+    per_epoch = [float(lstm["dev_ppl"].iloc[i]) < float(gpt["dev_ppl"].iloc[i]) for i in range(epochs)]
     lstm_wins = sum(per_epoch) > epochs / 2
     winner = "LSTM" if lstm_wins else "GPT"
     out.append({"id": "gpt_vs_lstm_per_epoch", "winner": winner,
                 "statement": f"Per epoch, the {winner} (Adam, 1 layer) has the lower validation perplexity after most "
                              "epochs (experiments 1 and 5).", "holds": sum(per_epoch) != epochs / 2,
-                "evidence": {"LSTM valid ppl": [round(float(v), 2) for v in lstm["valid_ppl"]],
-                             "GPT valid ppl": [round(float(v), 2) for v in gpt["valid_ppl"]]}})
+                "evidence": {"LSTM dev ppl": [round(float(v), 2) for v in lstm["dev_ppl"]],
+                             "GPT dev ppl": [round(float(v), 2) for v in gpt["dev_ppl"]]}})
     (clock_lstm, unit), (clock_gpt, _) = _clock(r[1]), _clock(r[5])
     budget = min(clock_lstm[-1], clock_gpt[-1])
     at = {"LSTM": _best_so_far_at(r[1], budget), "GPT": _best_so_far_at(r[5], budget)}
@@ -389,7 +400,7 @@ def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
                 "statement": f"Per second of training ({unit}), the {winner} (Adam, 1 layer) reaches the lower "
                              f"validation perplexity within the time the faster run took ({budget:.0f} s).",
                 "holds": at["LSTM"] != at["GPT"],
-                "evidence": {k: f"best valid ppl within {budget:.0f} {unit}: {v:.1f}" for k, v in at.items()}
+                "evidence": {k: f"best dev ppl within {budget:.0f} {unit}: {v:.1f}" for k, v in at.items()}
                 | {"seconds per epoch": {"LSTM": r[1].seconds_per_epoch, "GPT": r[5].seconds_per_epoch},
                    "CPU seconds per epoch": {"LSTM": r[1].cpu_seconds_per_epoch, "GPT": r[5].cpu_seconds_per_epoch}}})
     depth = {"LSTM": (2, 9, 10), "GPT": (6, 11, 12)}
@@ -414,14 +425,14 @@ def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
                 "evidence": {k: "peak MiB for 1, 2, 4 layers: " + ", ".join(f"{x:.1f}" if x is not None else "?" for x in v)
                              for k, v in mem.items()}})
     h = r[5].history
-    b = int(pd.to_numeric(h["valid_ppl"]).idxmin())
+    b = int(pd.to_numeric(h["dev_ppl"]).idxmin())
     train = pd.to_numeric(h["train_ppl"]).tolist()
-    overfits = b < len(h) - 1 and float(h["valid_ppl"].iloc[-1]) > float(h["valid_ppl"].iloc[b]) \
+    overfits = b < len(h) - 1 and float(h["dev_ppl"].iloc[-1]) > float(h["dev_ppl"].iloc[b]) \
         and all(x > y for x, y in zip(train[b:], train[b + 1:]))
     out.append({"id": "gpt_overfits", "statement": "GPT-Adam-1L overfits: after its best epoch its validation "
                 "perplexity rises while its training perplexity keeps falling.", "holds": overfits,
                 "evidence": {"best epoch": int(h["epoch"].iloc[b]), "train ppl": [round(x, 2) for x in train],
-                             "valid ppl": [round(float(v), 2) for v in h["valid_ppl"]]}})
+                             "dev ppl": [round(float(v), 2) for v in h["dev_ppl"]]}})
     return json_safe(out)
 
 
@@ -474,12 +485,12 @@ def results_table(results: Mapping[int, RunResult] | Iterable[RunResult], *, cap
         caption = (
             ("RECORDED results (not run here). " if recorded else "")
             + "WikiText-2, perplexity (ppl) = exp(mean NLL per token over all real tokens). "
-            "exp: experiment number in run_exp.py; best valid ppl: lowest validation ppl across epochs, "
+            "exp: experiment number in run_exp.py; best dev ppl: lowest validation ppl across epochs, "
             "reached at 'best epoch'; final train ppl: training ppl of the last epoch; s/epoch: mean "
             "wall-clock seconds per epoch (training + validation); memory (MiB): steady-state " + memory
             + "; tokens/s: training tokens per second. Bold: best validation ppl of each architecture."
         )
-    return _table(df, sort_by=["architecture", "layers", "optimizer"], best_in_bold=["best valid ppl"],
+    return _table(df, sort_by=["architecture", "layers", "optimizer"], best_in_bold=["best dev ppl"],
                   group_by="architecture", precision=precision, caption=caption)
 
 

@@ -23,7 +23,7 @@ checks and stores the conclusions the runs show)::
 
     from course_lib.runners import gpt_attention as ga
     result = ga.run(5, model_factory=ga.model_factory_from(lstm=LSTM, gpt=MiniGPT1))
-    result.history, result.best_valid_ppl, result.best_epoch
+    result.history, result.best_dev_ppl, result.best_epoch
     results = {n: ga.run(n, model_factory=...) for n in ga.CONFIGS}
     ga.plot_results(results, x="both");  ga.results_table(results)
 
@@ -93,7 +93,7 @@ Differences from the original, on purpose:
 **Logs.** Each run has a folder ``<log_dir>/<NN>-<name>/`` (``<log_dir>/fast/...`` and
 ``<log_dir>/laptop/...`` at those scales, so that runs of different scales never mix)
 holding ``meta.json`` (configuration, sizes, machine), ``epochs.jsonl`` (one JSON line per finished
-epoch: ``train_ppl``, ``valid_ppl``, their per-token losses, ``epoch_seconds``,
+epoch: ``train_ppl``, ``dev_ppl``, their per-token losses, ``epoch_seconds``,
 ``wall_clock_seconds`` (cumulative), ``tokens_per_second``, ``peak_memory_mib`` with its
 ``memory_kind``, ...; rewritten atomically) and ``checkpoint.pt`` (model, optimizer, RNG states,
 epoch and history; written atomically after every epoch). Running a configuration again resumes
@@ -182,6 +182,7 @@ from ._gpt_attention_config import (  # noqa: F401 - re-exported: the runner's p
 from ._gpt_attention_results import (  # noqa: F401 - re-exported
     HISTORY_COLUMNS,
     RunResult,
+    current_names,
     _history_frame,
     _result_from_folder,
     conclusions,
@@ -471,31 +472,32 @@ def run(
         result = _read_back(runlog, config, factory, device, load_model)
         if result is not None:
             say(f"{config.label}: finished run read from {runlog.folder} (best validation perplexity "
-                f"{result.best_valid_ppl:.2f} at epoch {result.best_epoch})")
+                f"{result.best_dev_ppl:.2f} at epoch {result.best_epoch})")
             return result
         runlog.discard(f"the model's code changed since {runlog.folder} was written")
 
     # Data, model, optimizer (seeded as in the original: seed_experiment(args.seed) comes first).
     seed_everything(config.seed)
-    train_ds, valid_ds, vocabulary_size = _load_wikitext(config) if data is None else data
+    train_ds, dev_ds, vocabulary_size = _load_wikitext(config) if data is None else data
     train_ds = _first(train_ds, config.max_train_sequences)
-    valid_ds = _first(valid_ds, config.max_valid_sequences)
+    dev_ds = _first(dev_ds, config.max_valid_sequences)
     model = factory(config, int(vocabulary_size)).to(device)
     runlog.check_model(model)
     optimizer = _make_optimizer(model, config, device)
     start_epoch, history = runlog.resume(model, optimizer, config.epochs)
+    history = [current_names(r) for r in history]  # a log begun before the dev_* names
     sizes = {"vocabulary_size": int(vocabulary_size),
              "num_parameters": sum(p.numel() for p in model.parameters()),
              "num_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
-    runlog.write_meta(_meta(config, model, device, sizes, len(train_ds), len(valid_ds), setup_start))
+    runlog.write_meta(_meta(config, model, device, sizes, len(train_ds), len(dev_ds), setup_start))
     say(f"{config.label}: {type(model).__name__}, {sizes['num_parameters']:,} parameters "
         f"({sizes['num_trainable_parameters']:,} trainable), "
         f"{config.optimizer_name} lr {config.lr:g}, on {device} ({_amp_dtype(device, config.amp)}); "
-        f"{len(train_ds):,} train / {len(valid_ds):,} valid sequences of {config.sequence_length}, "
+        f"{len(train_ds):,} train / {len(dev_ds):,} valid sequences of {config.sequence_length}, "
         f"vocabulary {int(vocabulary_size):,}" + (f" [{config.scale} scale]" if config.scale != "full" else "")
         + (f"; resuming after epoch {start_epoch}" if start_epoch else ""))
 
-    trained_now = _train(config, model, optimizer, runlog, history, (train_ds, valid_ds), device,
+    trained_now = _train(config, model, optimizer, runlog, history, (train_ds, dev_ds), device,
                          progress=progress, say=say, on_step=on_step, on_start=on_start)
     result = RunResult(
         config=config, history=_history_frame(history), log_dir=runlog.folder, model=model.eval(),
@@ -504,7 +506,7 @@ def run(
         epochs_trained_now=trained_now,
     )
     if len(result.history):
-        say(f"{config.label}: best validation perplexity {result.best_valid_ppl:.2f} at epoch "
+        say(f"{config.label}: best validation perplexity {result.best_dev_ppl:.2f} at epoch "
             f"{result.best_epoch}; logs in {runlog.folder}")
     return result
 
@@ -523,7 +525,7 @@ def _read_back(runlog: RunLog, config: Config, factory: Callable, device: torch.
     return result
 
 
-def _meta(config: Config, model: nn.Module, device: torch.device, sizes: dict, n_train: int, n_valid: int,
+def _meta(config: Config, model: nn.Module, device: torch.device, sizes: dict, n_train: int, n_dev: int,
           setup_start: float) -> dict:
     """The fields of ``meta.json``."""
     return {
@@ -531,7 +533,7 @@ def _meta(config: Config, model: nn.Module, device: torch.device, sizes: dict, n
         "number": config.number, "name": config.name, "config": dataclasses.asdict(config),
         "fingerprint": config.fingerprint(), "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "model_fingerprint": model_fingerprint(model), **sizes,
-        "train_sequences": n_train, "valid_sequences": n_valid,
+        "train_sequences": n_train, "dev_sequences": n_dev,
         "device": str(device), "device_description": describe_device(device),
         "torch_version": torch.__version__, "python_version": platform.python_version(),
         "platform": platform.platform(), "updated_at": now(),
@@ -547,7 +549,7 @@ def _train(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer, r
     start_epoch = len(history)
     sampler = _EpochSampler(len(datasets[0]), config.seed)
     train_loader = _loader(datasets[0], config, device, sampler=sampler)
-    valid_loader = _loader(datasets[1], config, device)
+    dev_loader = _loader(datasets[1], config, device)
     forward = torch.compile(model) if config.compile else model
     step = _train_step_fn(model, config.model, device, config.amp, forward)
     token_nll = _token_nll_fn(model, config.model, device, config.amp, forward)
@@ -565,7 +567,7 @@ def _train(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer, r
         for epoch in epoch_bar if epoch_bar is not None else epochs:
             sampler.set_epoch(epoch)
             batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, unit="batch") if tqdm else train_loader
-            row = _epoch(config, model, optimizer, step, token_nll, batches, valid_loader, device, epoch,
+            row = _epoch(config, model, optimizer, step, token_nll, batches, dev_loader, device, epoch,
                          wall=float(history[-1]["wall_clock_seconds"]) if history else 0.0,
                          resumed=start_epoch > 0, on_step=on_step)
             if tqdm:
@@ -573,11 +575,11 @@ def _train(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer, r
             history.append(json_safe(row))
             runlog.save_epoch(history, model, optimizer, config=dataclasses.asdict(config))
             say(f"{config.label} epoch {epoch:2d}/{config.epochs}: train ppl {row['train_ppl']:.2f} | "
-                f"valid ppl {row['valid_ppl']:.2f} | {row['epoch_seconds']:.1f}s "
+                f"dev ppl {row['dev_ppl']:.2f} | {row['epoch_seconds']:.1f}s "
                 f"({row['tokens_per_second']:,.0f} tokens/s) | memory {row['peak_memory_mib']:,.0f} MiB "
                 f"({row['memory_kind']})")
             if epoch_bar is not None:
-                epoch_bar.set_postfix(train_ppl=f"{row['train_ppl']:.1f}", valid_ppl=f"{row['valid_ppl']:.1f}")
+                epoch_bar.set_postfix(train_ppl=f"{row['train_ppl']:.1f}", dev_ppl=f"{row['dev_ppl']:.1f}")
     finally:
         if epoch_bar is not None:
             epoch_bar.close()
@@ -585,7 +587,7 @@ def _train(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer, r
     return len(history) - start_epoch
 
 
-def _epoch(config: Config, model: nn.Module, optimizer, step, token_nll, batches, valid_loader,
+def _epoch(config: Config, model: nn.Module, optimizer, step, token_nll, batches, dev_loader,
            device: torch.device, epoch: int, *, wall: float, resumed: bool, on_step) -> dict:
     """Train one epoch and evaluate; return its log line (``wall``: the clock before it)."""
     if device.type == "cuda":
@@ -601,17 +603,17 @@ def _epoch(config: Config, model: nn.Module, optimizer, step, token_nll, batches
     train_seconds = time.perf_counter() - t0
     n_train, train_loss = totals.n_tokens, totals.token_nll()
     t1 = time.perf_counter()
-    valid_loss, n_valid = train_lib.evaluate(model, valid_loader, device=device, token_nll=token_nll, acc_dtype=acc)
+    dev_loss, n_dev = train_lib.evaluate(model, dev_loader, device=device, token_nll=token_nll, acc_dtype=acc)
     sync(device)
-    valid_seconds = time.perf_counter() - t1
-    epoch_seconds = train_seconds + valid_seconds
+    dev_seconds = time.perf_counter() - t1
+    epoch_seconds = train_seconds + dev_seconds
     return {
         "epoch": epoch,
         "train_loss": train_loss, "train_ppl": perplexity(train_loss),
-        "valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss),
+        "dev_loss": dev_loss, "dev_ppl": perplexity(dev_loss),
         "train_objective": totals.mean_loss(),
-        "train_tokens": n_train, "valid_tokens": n_valid,
-        "train_seconds": train_seconds, "valid_seconds": valid_seconds,
+        "train_tokens": n_train, "dev_tokens": n_dev,
+        "train_seconds": train_seconds, "dev_seconds": dev_seconds,
         # CPU time of this process (all its threads) over the epoch: on a CPU shared with other
         # work, a steadier measure of a model's cost than wall-clock time
         "epoch_cpu_seconds": time.process_time() - c0,

@@ -1989,7 +1989,7 @@ ga.plot_results(results, x="both", title="Your runs" + (" (fast mode: a check, n
 # Per-epoch perplexities of every run (the handout's Tables 1 to 12, side by side):
 
 # %% tags=["experiment"]
-pd.concat({result.label: result.history.set_index("epoch")[["train_ppl", "valid_ppl"]] for result in results.values()},
+pd.concat({result.label: result.history.set_index("epoch")[["train_ppl", "dev_ppl"]] for result in results.values()},
           axis=1).round(2)
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_3_q1", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -2021,7 +2021,7 @@ pd.concat({result.label: result.history.set_index("epoch")[["train_ppl", "valid_
 # %% tags=["experiment"]
 ga.results_table(results, caption=None if not fast_mode() else
                  "FAST MODE (tiny models, a few short sequences): a check, not results. "
-                 "ppl = exp(mean NLL per real token); best valid ppl: the lowest validation ppl across epochs; "
+                 "ppl = exp(mean NLL per real token); best dev ppl: the lowest validation ppl across epochs; "
                  "s/epoch: seconds per epoch; memory: peak memory (MiB); tokens/s: training throughput. "
                  "Bold: the best validation ppl of each architecture.")
 
