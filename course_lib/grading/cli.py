@@ -139,13 +139,13 @@ def cmd_autograde(args) -> int:
                           dask_scheduler=args.dask_scheduler or None, dask_timeout=args.dask_timeout)
     out = out or ws.workdir / args.assignment
     _report(out)
-    print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student_id>.html")
+    print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<safe_id>.html")
     return 0 if len(grades) else 1
 
 
 def _report(out: Path) -> pd.DataFrame:
     totals = pd.read_csv(out / "totals.csv", dtype={"student_id": str}, keep_default_na=False)
-    print_table(totals)
+    print_table(totals.drop(columns=["message"], errors="ignore"))
     log = read_log(out / "grading_log.csv")
     problems = log[log["status"] != "ok"]
     if len(problems):
@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("assignment")
     s.add_argument("submissions")
     s.add_argument("--output", help="where grades.csv and feedback go (default: WORKDIR/<assignment>)")
-    s.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    s.add_argument("--student", action="append", metavar="NAME",
+                   help="grade only this student: the folder's name or its safe_id (repeatable)")
     s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
     s.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="run the notebooks on this Dask scheduler (tcp://HOST:8786) instead of local processes; "

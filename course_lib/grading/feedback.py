@@ -100,11 +100,14 @@ def feedback_rows(spec: NotebookSpec, rec: dict, info: dict, msgs: dict,
 
 
 def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict, msgs: dict,
-                  tests: dict[str, str] | None = None) -> str:
-    """The feedback page of student ``sid``: ``rec`` is the grading log's row, ``info`` the score and
-    comment of each graded cell, ``msgs`` the hints of failed tests, ``tests`` the test code to show."""
+                  tests: dict[str, str] | None = None, safe_id: str | None = None) -> str:
+    """The feedback page of student ``sid`` (the name as the instructor knows it; ``safe_id`` the
+    id of the page's file): ``rec`` is the grading log's row, ``info`` the score and comment of each
+    graded cell, ``msgs`` the hints of failed tests, ``tests`` the test code to show."""
     rows, totals = feedback_rows(spec, rec, info, msgs, tests)
-    data = json.dumps({"student_id": sid, "assignment": name, **totals})
+    data = json.dumps({"student_id": sid, "safe_id": safe_id or sid, "assignment": name, **totals})
+    # Inside <script>: a name is data, never markup (no "<", ">" or "&" reaches the HTML parser).
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return _template().render(
         name=name, sid=sid, rows=rows, auto=totals["auto"], manual=totals["manual"], pending=totals["pending_manual"],
         auto_max=spec.auto_points, manual_max=spec.manual_points, status=rec["status"], message=rec["message"],
@@ -113,8 +116,9 @@ def feedback_html(name: str, sid: str, spec: NotebookSpec, rec: dict, info: dict
 
 def write_feedback(name: str, spec: NotebookSpec, details: dict, out: Path, *, autograded: Path,
                    reveal: Path | None = None) -> None:
-    """``out/feedback/<student>.html`` and ``out/autograded/<student>.ipynb`` for every student in
-    ``details`` (``{student_id: (log row, cell info)}``); executed notebooks are read from
+    """``out/feedback/<safe_id>.html`` and ``out/autograded/<safe_id>.ipynb`` for every student in
+    ``details`` (``{safe_id: (log row, cell info)}``; the page shows the row's ``student_id``, the
+    name as it is); executed notebooks are read from
     nbgrader's ``autograded`` folder. ``reveal``: the source notebook whose tests to show."""
     tests = test_sources(reveal) if reveal is not None else {}
     fb_dir = out / "feedback"
@@ -126,4 +130,5 @@ def write_feedback(name: str, spec: NotebookSpec, details: dict, out: Path, *, a
         msgs = test_messages(executed) if rec["status"] in GRADED_STATUSES else {}
         if executed.is_file():
             shutil.copyfile(executed, nb_dir / f"{sid}.ipynb")
-        atomic_write_text(fb_dir / f"{sid}.html", feedback_html(name, sid, spec, rec, info, msgs, tests))
+        atomic_write_text(fb_dir / f"{sid}.html",
+                          feedback_html(name, rec.get("student_id", sid), spec, rec, info, msgs, tests, safe_id=sid))

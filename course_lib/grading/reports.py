@@ -2,10 +2,13 @@
 
 Files in ``<workspace>/<assignment>/``:
 
-- ``grading_log.csv``: one row per submission (status, seconds, message, and a key of the source
-  and submission hashes for resuming): nothing is skipped silently;
-- ``grades.csv``: one row per graded cell: student_id, assignment, question, score, max_score;
-- ``totals.csv``: one row per student: auto, manual, total, max, pending manual cells, status;
+- ``grading_log.csv``: one row per submission folder (status, seconds, message, and a key of the
+  source and submission hashes for resuming): nothing is skipped silently;
+- ``grades.csv``: one row per graded cell: student_id, safe_id, assignment, question, score, max_score;
+- ``totals.csv``: one row per student: auto, manual, total, max, pending manual cells, status, message;
+
+``student_id`` is the folder's name as the instructor knows it (``José García``); ``safe_id`` the id
+nbgrader and the file names use (:func:`.submissions.safe_id`: the same for a plain ASCII name).
 - ``summary.csv``: per question: points, mean, median, share of full marks.
 """
 
@@ -22,11 +25,11 @@ from .files import atomic_write_text
 # Statuses of a submission whose executed notebook was scored: "limit" is one that stopped at a
 # limit (time, memory, processes, a dead kernel) and keeps the points of the cells that completed.
 GRADED_STATUSES = ("ok", "limit")
-GRADES_COLUMNS = ["student_id", "assignment", "question", "score", "max_score"]
-LOG_COLUMNS = ["student_id", "status", "seconds", "message"]
+GRADES_COLUMNS = ["student_id", "safe_id", "assignment", "question", "score", "max_score"]
+LOG_COLUMNS = ["student_id", "safe_id", "status", "seconds", "message"]
 # grading_log.csv also keeps, per submission, a key (source and submission hashes) for resuming.
-TOTALS_COLUMNS = ["student_id", "auto_score", "auto_max", "manual_score", "manual_max", "pending_manual", "total",
-                  "max_total", "status"]
+TOTALS_COLUMNS = ["student_id", "safe_id", "auto_score", "auto_max", "manual_score", "manual_max", "pending_manual", "total",
+                  "max_total", "status", "message"]
 SUMMARY_COLUMNS = ["question", "kind", "max_score", "students", "graded", "mean", "median", "share_full_marks"]
 
 
@@ -37,8 +40,11 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 # ----------------------------------------------------------------------------- grading log
 def read_log(path: Path) -> pd.DataFrame:
     """grading_log.csv as written: text stays text (a student id such as "NA" is not a missing value)."""
-    df = pd.read_csv(path, dtype={"student_id": str, "status": str, "message": str, "key": str}, keep_default_na=False)
+    df = pd.read_csv(path, dtype={"student_id": str, "safe_id": str, "status": str, "message": str, "key": str},
+                     keep_default_na=False)
     df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
+    if "safe_id" not in df.columns:  # a log written before safe ids: every id was already safe
+        df["safe_id"] = df["student_id"]
     if "key" not in df.columns:
         df["key"] = ""
     return df[LOG_COLUMNS + ["key"]]
@@ -56,8 +62,8 @@ def done_keys(path: Path) -> dict[str, str]:
     return dict(zip(df["student_id"], df["key"]))
 
 
-def log_row(student_id: str, status: str, message: str, seconds: float, key: str) -> pd.DataFrame:
-    return pd.DataFrame([{"student_id": student_id, "status": status, "seconds": round(seconds, 2),
+def log_row(student_id: str, status: str, message: str, seconds: float, key: str, safe_id: str = "") -> pd.DataFrame:
+    return pd.DataFrame([{"student_id": student_id, "safe_id": safe_id or student_id, "status": status, "seconds": round(seconds, 2),
                           "message": message, "key": key}], columns=LOG_COLUMNS + ["key"])
 
 
@@ -76,11 +82,13 @@ def totals_table(grades: pd.DataFrame, spec: NotebookSpec, log_df: pd.DataFrame)
     auto_ids = {c.grade_id for c in spec.tests}
     rows = []
     status = dict(zip(log_df["student_id"], log_df["status"])) if len(log_df) else {}
-    for sid, g in grades.groupby("student_id", sort=True):
+    message = dict(zip(log_df["student_id"], log_df["message"])) if len(log_df) else {}
+    for (sid, safe), g in grades.groupby(["student_id", "safe_id"], sort=True):
         is_auto = g["question"].isin(auto_ids)
         rows.append(
             {
                 "student_id": sid,
+                "safe_id": safe,
                 "auto_score": float(g.loc[is_auto, "score"].fillna(0).sum()),
                 "auto_max": float(g.loc[is_auto, "max_score"].sum()),
                 "manual_score": float(g.loc[~is_auto, "score"].fillna(0).sum()),
@@ -89,6 +97,7 @@ def totals_table(grades: pd.DataFrame, spec: NotebookSpec, log_df: pd.DataFrame)
                 "total": float(g["score"].fillna(0).sum()),
                 "max_total": float(g["max_score"].sum()),
                 "status": status.get(sid, ""),
+                "message": message.get(sid, ""),
             }
         )
     return pd.DataFrame(rows, columns=TOTALS_COLUMNS)

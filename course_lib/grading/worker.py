@@ -26,7 +26,7 @@ class GradingJob:
 
     workdir: str  # the workspace: its nbgrader/source/<name>/ and scratch/gradebook.base.db are read
     name: str  # the assignment
-    student_id: str
+    student_id: str  # the submission's safe id (submissions.safe_id): never a raw folder name
     notebook: str  # the submitted notebook
     limits: dict = field(default_factory=dict)  # Limits fields
     sandbox: str = "auto"

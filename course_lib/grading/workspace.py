@@ -9,10 +9,13 @@ The instructor never sees nbgrader's directory layout. A *workspace* (``--workdi
       scratch/                  the workers' copies of the course directory, one per submission
       <assignment>/
         grades.csv, totals.csv, summary.csv, grading_log.csv   (see :mod:`.reports`)
-        feedback/<student>.html one page per student: each test's pass/fail and a safe hint
-        autograded/<student>.ipynb  the executed notebook (for the instructor)
+        feedback/<safe_id>.html one page per student: each test's pass/fail and a safe hint
+        autograded/<safe_id>.ipynb  the executed notebook (for the instructor)
 
-Submissions are read from ``SUBMISSIONS_DIR/<student_id>/<assignment>.ipynb`` (:mod:`.submissions`);
+Submissions are read from ``SUBMISSIONS_DIR/<student>/<assignment>.ipynb`` (:mod:`.submissions`);
+a folder's name is shown as it is and only its safe id (:func:`.submissions.safe_id`) reaches
+nbgrader, the workers and the file system; a name that is not safe to use is recorded
+(``invalid_name``) and never used.
 workers (:mod:`.worker`, run by :mod:`.backends`) execute them, and this process scores them into
 the gradebook, writes the tables (:mod:`.reports`) and the feedback pages (:mod:`.feedback`).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import unicodedata
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -37,7 +41,7 @@ from .nbconfig import COURSE_ID, config_file_text, nbgrader_api, nbgrader_config
 from .reports import (GRADED_STATUSES, GRADES_COLUMNS, done_keys, log_row, merge_log, read_log_or_empty,
                       write_tables)
 from .sandbox import Limits
-from .submissions import Submission, discover_submissions
+from .submissions import INVALID_NAME, Census, Submission, discover_submissions, safe_id
 from .worker import GradingJob, failure_reason
 
 # Seconds a cell may run while grading (notebooks run in fast mode then: cells take seconds).
@@ -190,7 +194,8 @@ class Workspace:
         out.mkdir(parents=True, exist_ok=True)
         self.ensure_released(name)  # registers the assignment and its tests in the gradebook
         self._check_sandbox(log)
-        todo = self._to_grade(name, submissions, out, students=students, force=force, log=log)
+        census = Census()
+        todo = self._to_grade(name, submissions, out, students=students, force=force, log=log, census=census)
 
         workers = max(1, int(workers or default_workers()))
         where = "dask" if dask_scheduler is not None else f"{workers} worker{'s' if workers > 1 else ''}"
@@ -203,18 +208,27 @@ class Workspace:
             self._execute(name, runnable, recorder, workers=workers, dask_scheduler=dask_scheduler,
                           dask_timeout=dask_timeout, log=log)
         recorder.close()
-        return self.export(name, output=out)
+        grades = self.export(name, output=out)
+        self.last_run_summary = run_summary(census, todo, read_log_or_empty(out / "grading_log.csv"),
+                                            submissions, every=not students)
+        log(self.last_run_summary)
+        return grades
 
     def _to_grade(self, name: str, submissions: Path, out: Path, *, students: list[str] | None, force: bool,
-                  log) -> list[Submission]:
-        """The submissions to grade: every student folder (or ``students``), less those already graded
-        from the same notebook and source (unless ``force``). Each gets its resume key."""
-        found = discover_submissions(submissions, name, log=log)
+                  log, census: Census | None = None) -> list[Submission]:
+        """The submissions to grade: every student folder (or ``students``: folder names or safe ids),
+        less those already graded from the same notebook and source (unless ``force``). Each gets its
+        resume key."""
+        found = discover_submissions(submissions, name, log=log, census=census)
         if students:
-            missing = sorted(set(students) - {s.student_id for s in found})
+            wanted = {unicodedata.normalize("NFC", s) for s in students}
+            chosen = [s for s in found if {unicodedata.normalize("NFC", s.student_id), s.safe_id} & wanted]
+            known = {unicodedata.normalize("NFC", n) for s in chosen for n in (s.student_id, s.safe_id)}
+            missing = sorted(wanted - known)
             if missing:
-                raise GradingError(f"No submission folder for: {', '.join(missing)} in {submissions}")
-            found = [s for s in found if s.student_id in set(students)]
+                raise GradingError(f"No submission folder for: {', '.join(map(repr, missing))} in {submissions} "
+                                   "(give a folder's name or its safe_id from grading_log.csv)")
+            found = chosen
         source_hash = sha256(self.nbroot / "source" / name / f"{name}.ipynb")
         done = {} if force else done_keys(out / "grading_log.csv")
         todo, skipped = [], 0
@@ -236,8 +250,9 @@ class Workspace:
         scratch = self.workdir / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.nbroot / "gradebook.db", scratch / "gradebook.base.db")
-        subs = {s.student_id: s for s in runnable}
-        jobs = [GradingJob(str(self.workdir), name, s.student_id, str(s.notebook), asdict(self.limits), self.sandbox,
+        # Only safe ids reach the workers (nbgrader's student id, scratch and sandbox paths).
+        subs = {s.safe_id: s for s in runnable}
+        jobs = [GradingJob(str(self.workdir), name, s.safe_id, str(s.notebook), asdict(self.limits), self.sandbox,
                            self.run_experiments) for s in runnable]
         shared = [str(p) for p in (scratch / "gradebook.base.db", self.root, runnable[0].notebook)]
         with open_backend(workers=workers, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout,
@@ -250,7 +265,7 @@ class Workspace:
                     st, msg = self._import_executed(importer, name, sub, Path(res["executed"]))
                     if st != "ok":
                         status, message = st, msg
-                rmtree(scratch / sub.student_id)
+                rmtree(scratch / sub.safe_id)
                 recorder.record(sub, status, message, res["seconds"] + time.perf_counter() - t0)
 
     def _check_sandbox(self, log) -> None:
@@ -269,14 +284,14 @@ class Workspace:
 
     def _import_executed(self, api, name: str, sub: Submission, executed: Path) -> tuple[str, str]:
         """Score a notebook a worker executed: into this workspace's gradebook, without a kernel."""
-        dest = self.nbroot / "submitted" / sub.student_id / name
+        dest = self.nbroot / "submitted" / sub.safe_id / name
         rmtree(dest)
         dest.mkdir(parents=True)
         shutil.copyfile(executed, dest / f"{name}.ipynb")
         with warnings.catch_warnings():
             # nbgrader's own SQLAlchemy session warnings are noise for an instructor.
             warnings.filterwarnings("ignore", message="Object of type <Submitted")
-            result = api.autograde(name, sub.student_id, force=True, create=True)
+            result = api.autograde(name, sub.safe_id, force=True, create=True)
         if not result.get("success"):
             return "error", failure_reason(f"{result.get('log') or ''}\n{result.get('error') or ''}", self.cell_timeout)
         return "ok", ""
@@ -302,7 +317,7 @@ class Workspace:
         rows, details = [], {}
         with self.gradebook() as gb:
             for rec in log_df.to_dict("records"):
-                sid = rec["student_id"]
+                sid = rec.get("safe_id") or safe_id(rec["student_id"])  # nbgrader's id
                 graded = {}
                 if rec["status"] in GRADED_STATUSES:
                     try:
@@ -313,7 +328,7 @@ class Workspace:
                 info = {}
                 for cell in spec.graded():
                     score, comment = _score_and_comment(gb, graded.get(cell.grade_id), cell, name, sid)
-                    rows.append({"student_id": sid, "assignment": name, "question": cell.grade_id,
+                    rows.append({"student_id": rec["student_id"], "safe_id": sid, "assignment": name, "question": cell.grade_id,
                                  "score": None if score is None else float(score), "max_score": float(cell.points)})
                     info[cell.grade_id] = {"score": score, "comment": comment}
                 details[sid] = (rec, info)
@@ -347,7 +362,7 @@ class _Recorder:
 
     def record(self, sub: Submission, status: str, message: str, seconds: float) -> None:
         self.failures += status != "ok"
-        merge_log(self.path, log_row(sub.student_id, status, message, seconds, sub.key))
+        merge_log(self.path, log_row(sub.student_id, status, message, seconds, sub.key, sub.safe_id))
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(failures=self.failures)
@@ -355,3 +370,31 @@ class _Recorder:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def run_summary(census: Census, todo: list[Submission], log_df: pd.DataFrame, submissions: Path, *,
+                every: bool = True) -> str:
+    """One record of every folder under ``submissions``: how many were graded, refused (invalid
+    name), had no notebook, were corrupt, failed, or were kept from an earlier run."""
+    labels = {"ok": "graded", "limit": "graded (stopped at a limit)", "error": "failed (error)",
+              INVALID_NAME: "refused (invalid name)", "missing": "missing notebook", "corrupt": "corrupt"}
+    counts = dict.fromkeys(labels.values(), 0)
+    ran = {s.student_id for s in todo}
+    status = dict(zip(log_df["student_id"], log_df["status"])) if len(log_df) else {}
+    for sid in ran:
+        counts[labels.get(status.get(sid, "error"), "failed (error)")] += 1
+    parts = [f"{n} {k}" for k, n in counts.items() if n]
+    if every:
+        kept = census.folders - len(ran)
+        if kept:
+            parts.append(f"{kept} unchanged (kept from an earlier run)")
+    head = (f"{census.folders} folder(s) in {submissions}: " if every else f"{len(ran)} chosen folder(s): ")
+    text = head + (", ".join(parts) or "nothing to do")
+    ignored = []
+    if census.hidden:
+        ignored.append(f"{len(census.hidden)} hidden folder(s) ({', '.join(census.hidden[:3])})")
+    if census.files:
+        ignored.append(f"{len(census.files)} file(s) that are not folders")
+    if ignored:
+        text += "; ignored: " + ", ".join(ignored)
+    return text
