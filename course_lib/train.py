@@ -256,6 +256,8 @@ def _make_tqdm(progress: bool):
     return tqdm
 
 
+# Most of fit is its docstring (the contract the notebooks rely on); the loop itself is train_epoch,
+# evaluate and the best-epoch bookkeeping.
 def fit(
     model: nn.Module,
     train_loader,

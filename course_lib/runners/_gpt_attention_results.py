@@ -327,6 +327,8 @@ def _best_so_far_at(result: RunResult, seconds: float) -> float:
     return min(done) if done else float("inf")
 
 
+# Longer than most functions on purpose: one short block per conclusion, in the order of the list in
+# the docstring, so that each statement reads next to the numbers that check it.
 def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
     """What Problem 3's questions rely on, checked on the 12 runs: ``[{"id", "statement", "holds",
     "evidence"}, ...]`` (``holds`` is computed here, from the histories).

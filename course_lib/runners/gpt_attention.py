@@ -422,6 +422,7 @@ class RunInterrupted(Exception):
     """Raise from an ``on_step`` hook to stop a run (as a crash or a lost session would)."""
 
 
+# About half of run() is its docstring; the steps are _read_back, _meta, _train and _epoch.
 def run(
     config: Config | int,
     model_factory: Callable[[Config, int], nn.Module] | None = None,

@@ -310,6 +310,8 @@ class RunResult:
         return atomic_write_text(path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
+# The per-epoch callback (log line, samples from the best model so far) is a closure over the run's
+# state, which keeps run() longer than 80 lines; the training itself is course_lib.train.fit.
 def run(
     config: Config,
     *,
