@@ -121,6 +121,8 @@ def record_path(folder: Path | str, test_id: str) -> Path:
 
 
 def _write_record(test_id: str, payload: dict) -> None:
+    # Not course_lib.files.atomic_torch_save: this runs in the student's kernel, where only the
+    # grading modules the tampering scan protects (scan.GRADING_MODULES) may be relied on.
     import torch
 
     folder = Path(os.environ[RECORD_ENV])
