@@ -18,14 +18,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO, make_toy_notebook
 from nbformat.v4 import new_code_cell, new_notebook
 
 from course_lib import check
-from course_lib.grading import cells
-from course_lib.grading import cli
+from course_lib.grading import cells, cli
 from course_lib.grading.contract import validate_source
-
-from conftest import REPO, make_toy_notebook
 
 NAME = "rnn_lm"
 SOURCE = REPO / "notebooks" / NAME / f"{NAME}.ipynb"
@@ -70,8 +68,8 @@ def rnn_lm_release(tmp_path_factory):
     pytest.importorskip("nbgrader")
     if not SOURCE.exists():
         pytest.skip("rnn_lm notebook not present")
-    from course_lib.grading.workspace import Workspace
     from course_lib.grading.examples import build_examples
+    from course_lib.grading.workspace import Workspace
 
     tmp = tmp_path_factory.mktemp("check_rnn_lm")
     release_nb = Workspace(tmp / "grading", root=REPO).release(NAME, output=tmp / "release")
@@ -117,7 +115,7 @@ def test_reference_solution_passes_every_public_test(rnn_lm_runs):
     assert [t["test_id"] for t in data["tests"]] == [t.grade_id for t in spec.tests]
     assert {t["status"] for t in data["tests"]} == {"passed"}, [t for t in data["tests"] if t["status"] != "passed"]
     assert data["warnings"] == [] and data["cell_errors"] == []
-    n, pts, w = len(spec.tests), f"{spec.auto_points:g}", len(spec.written)
+    n, w = len(spec.tests), len(spec.written)
     assert data["summary"]["line"] == (f"public checks: {n}/{n} passed; hidden tests run at grading; "
                                        f"written answers: {w}/{w} filled")
     assert "points" not in data["summary"]["line"] and "points_passed" not in data["summary"]  # not a grade
@@ -228,6 +226,30 @@ def test_cell_rules_are_nbgrader_s(rnn_lm_release):
         assert bool(cells.is_grade(cell)) == bool(utils.is_grade(cell))
         assert bool(cells.is_solution(cell)) == bool(utils.is_solution(cell))
         assert bool(cells.is_locked(cell)) == bool(utils.is_locked(cell))
+
+
+def test_hidden_test_blocks_are_nbgrader_s():
+    """cells.split_hidden_tests reads hidden-test blocks as nbgrader's ClearHiddenTests strips them: what
+    it keeps outside is the released source, on every test cell of the course and on looser delimiters."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    nb = nbformat.read(SOURCE, as_version=4)
+    sources = [c.source for c in nb.cells if cells.is_test_cell(c)]
+    assert sum("### BEGIN HIDDEN TESTS" in s for s in sources) > 5
+    sources += [
+        "a = 1\n## BEGIN HIDDEN TESTS\nassert secret_one()\n## END HIDDEN TESTS\nb = 2",
+        "a = 1\n### BEGIN HIDDEN TESTS (edge cases)\nassert secret_two()\n    # END HIDDEN TESTS here\n",
+        "x = 1\n#BEGIN HIDDEN TESTS\n\nassert hidden\n#END HIDDEN TESTS\n\ny = 2\n",
+    ]
+    strip = ClearHiddenTests()
+    for src in sources:
+        cell = nbformat.from_dict({"cell_type": "code", "source": src, "metadata": {}, "outputs": []})
+        strip._remove_hidden_test_region(cell)
+        inside, outside = cells.split_hidden_tests(src)
+        assert outside == cell.source.splitlines()
+        markers = sum(("BEGIN HIDDEN TESTS" in ln or "END HIDDEN TESTS" in ln) for ln in src.splitlines())
+        assert len(inside) + len(outside) + markers == len(src.splitlines())
+        assert not any("secret" in ln for ln in outside)
 
 
 # ---------------------------------------------------------------- small notebooks

@@ -11,12 +11,11 @@ the others.
 from __future__ import annotations
 
 import pytest
+from conftest import REPO
 
 from course_lib import check
 from course_lib.grading.catch_rate import assignments_with_examples, format_catch_rate, measure
 from course_lib.grading.examples import build_examples
-
-from conftest import REPO
 
 MIN_RATE = 0.70
 ASSIGNMENTS = assignments_with_examples(REPO)

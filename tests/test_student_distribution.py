@@ -27,11 +27,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import REPO
 
 from course_lib.grading import canonical, cli, leaks
 from course_lib.grading.assignments import list_assignments
-
-from conftest import REPO
 
 ASSIGNMENTS = list_assignments(REPO)
 
@@ -101,8 +100,9 @@ def test_the_student_tree_holds_the_student_distribution_only(dist):
     assert not [f for f in files if "course_solutions" in f or f.startswith(("tests/", "notebooks/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc") or ".egg-info" in f]
     # all of course_lib (the plumbing), and the data registry as course_lib._data
-    instructor_lib = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "course_lib").rglob("*")
-                            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    # (as git sees them, as copy_working_tree copies them: a tool's ignored cache, e.g. .ruff_cache, is not ours)
+    listed = _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "--", "course_lib").splitlines()
+    instructor_lib = sorted(f for f in listed if (REPO / f).is_file())
     assert [f for f in files if f.startswith("course_lib/")] == instructor_lib
     assert {"data/__init__.py", "data/registry.json"} <= set(files)
     for f in files:  # the released notebooks have no solution regions and no hidden tests left

@@ -23,7 +23,6 @@ Cross-checked against ``course check`` on the built example notebooks (same fail
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,14 +30,13 @@ from pathlib import Path
 
 import nbformat
 
-from .. import check as student_check
+from ..check_kernel import DEFAULT_TIMEOUT, first_line, kernel_session, notebook_client, run_cell
+from .assignments import get_assignment, list_assignments
 from .cells import grade_id, is_experiment, is_test_cell
 from .contract import validate_source
-from .assignments import get_assignment, list_assignments
-from .workspace import Workspace
 from .examples import Example, apply_edits, load_examples, solution_notebook
+from .workspace import Workspace
 
-DEFAULT_TIMEOUT = 120.0  # seconds per cell, as `course check`
 WRONG_PREFIX = "wrong_"
 
 __all__ = ["Verdict", "CatchRate", "measure", "format_catch_rate", "wrong_examples", "assignments_with_examples"]
@@ -95,25 +93,19 @@ def wrong_examples(name: str, root: Path | None = None) -> list[Example]:
 
 
 class _Kernel:
-    """One kernel that runs cells of ``nb`` by index and says whether each raised, and why."""
+    """One kernel that runs cells of ``nb`` by index and says whether each raised, and why.
+
+    Cells run as in ``course check`` (:mod:`course_lib.check_kernel`: same client, same environment,
+    fast mode), in one kernel kept for every example.
+    """
 
     def __init__(self, nb, folder: Path, timeout: float | None):
-        from nbclient import NotebookClient
-
         self.nb = nb
         self.timeout = timeout
-        self.client = NotebookClient(
-            nb, timeout=(timeout or None), allow_errors=True, interrupt_on_timeout=True, record_timing=False,
-            kernel_manager_class=student_check._kernel_manager_class(),
-            resources={"metadata": {"path": str(folder)}}, startup_timeout=120)
+        self.client = notebook_client(nb, folder, timeout)
 
     def session(self):
-        import subprocess
-
-        env = dict(os.environ)
-        env["COURSE_FAST"] = "1"  # as when grading and in `course check`
-        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        return self.client.setup_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return kernel_session(self.client, fast=True)  # as when grading and in `course check`
 
     def forget(self, names: set[str]) -> None:
         """Delete ``names`` from the kernel's globals (quietly, outside the history)."""
@@ -130,26 +122,18 @@ class _Kernel:
 
     def run(self, i: int, source: str) -> str | None:
         """Run cell ``i`` with ``source``; None when it ran without error, else why it failed."""
-        from nbclient.exceptions import CellTimeoutError
-
         cell = self.nb.cells[i]
         cell.source = source
         cell.outputs = []
         if not source.strip():
             return None
-        start = time.monotonic()
-        try:
-            self.client.execute_cell(cell, i)
-        except CellTimeoutError:
-            return f"Timeout: the cell ran longer than {self.timeout:g} s"
-        err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
-        if err is None:
+        result = run_cell(self.client, cell, i, self.timeout)
+        if result.status == "ok":
             return None
-        ename = str(err.get("ename", "Error"))
-        if self.timeout and ename == "KeyboardInterrupt" and time.monotonic() - start >= self.timeout:
+        if result.status == "timeout":
             return f"Timeout: the cell ran longer than {self.timeout:g} s"
-        evalue = student_check._first_line(student_check._strip_ansi(str(err.get("evalue", ""))), 200)
-        return f"{ename}: {evalue}" if evalue else ename
+        evalue = first_line(result.evalue, 200)
+        return f"{result.ename}: {evalue}" if evalue else result.ename
 
 
 def _bound(sources) -> set[str]:
@@ -221,7 +205,7 @@ def measure(name: str, *, root: Path | None = None, timeout: float | None = DEFA
                             why = kernel.run(i, changed.get(i, reference[i]))
                             if i in tests and why and grade_id(nb.cells[i]) not in baseline:
                                 v.failed[grade_id(nb.cells[i])] = why
-                    except Exception as exc:  # noqa: BLE001 - DeadKernelError and the like
+                    except Exception as exc:  # DeadKernelError and the like
                         v.failed.setdefault("(kernel)", f"{type(exc).__name__}: the kernel stopped ({exc})"[:200])
                         died = True
                         break

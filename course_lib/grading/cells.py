@@ -14,6 +14,9 @@ test cell           code       true      false   (points; run by the grader)
 answer cell         code       false     true    (the student's code, which tests call)
 written answer      markdown   true      true    (points; graded by hand)
 ==================  =========  ========  ==========================================
+
+:func:`split_hidden_tests` reads a cell's hidden-test blocks as nbgrader's ``ClearHiddenTests`` finds
+them, for the grader's replay (which scrubs hidden test code from messages) and the leak scan.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from __future__ import annotations
 import hashlib
 
 EXPERIMENT_TAG = "experiment"
+#: nbgrader's (default) hidden-test delimiters: a line that *contains* one opens or closes a block.
+BEGIN_HIDDEN_TESTS = "BEGIN HIDDEN TESTS"
+END_HIDDEN_TESTS = "END HIDDEN TESTS"
 
 
 def nbgrader(cell) -> dict:
@@ -79,6 +85,15 @@ def grade_id(cell) -> str:
     return str(nbgrader(cell).get("grade_id", "") or "")
 
 
+def tested_name(test_id: str, names) -> str | None:
+    """The answer a test cell tests: the longest of ``names`` (answer cells' grade_ids) for which
+    ``test_id`` is ``test_<name>`` or starts with ``test_<name>_``; None when none is."""
+    for name in sorted(names, key=len, reverse=True):
+        if test_id == f"test_{name}" or test_id.startswith(f"test_{name}_"):
+            return name
+    return None
+
+
 def points(cell) -> float:
     """The points the cell is worth (0 when it has none or they are not a number)."""
     try:
@@ -99,3 +114,25 @@ def compute_checksum(cell) -> str:
     if is_grade(cell):
         m.update(str(float(nbgrader(cell)["points"])).encode("utf-8"))
     return m.hexdigest()
+
+
+def split_hidden_tests(source: str) -> tuple[list[str], list[str]]:
+    """(the lines inside hidden-test blocks, the lines outside them) of a cell's source, the delimiter
+    lines in neither.
+
+    The rule is nbgrader's ``ClearHiddenTests`` (what ``course release`` strips): a line containing
+    :data:`BEGIN_HIDDEN_TESTS` opens a block, one containing :data:`END_HIDDEN_TESTS` closes it. Where
+    nbgrader refuses a cell (a nested begin, a block left open), this reads on: the block goes on to the
+    next end, or to the end of the cell.
+    """
+    inside: list[str] = []
+    outside: list[str] = []
+    hidden = False
+    for line in source.splitlines():
+        if BEGIN_HIDDEN_TESTS in line:
+            hidden = True
+        elif END_HIDDEN_TESTS in line:
+            hidden = False
+        else:
+            (inside if hidden else outside).append(line)
+    return inside, outside

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cells import grade_id, is_answer_cell, is_grade, is_solution, points
+from .cells import grade_id, is_answer_cell, is_grade, is_solution, points, tested_name
 from .scan import TEST_CELL_BINDINGS, bound_names, grade_call
 
 GRADE_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -87,32 +87,24 @@ class NotebookSpec:
 
     def target_of(self, test_id: str) -> str | None:
         """The solution name a test cell belongs to (longest matching prefix)."""
-        names = sorted((c.grade_id for c in self.solutions), key=len, reverse=True)
-        for name in names:
-            if test_id == f"test_{name}" or test_id.startswith(f"test_{name}_"):
-                return name
-        return None
+        return tested_name(test_id, [c.grade_id for c in self.solutions])
+
+
+#: The top-level statements that *define* a name for the contract: functions, classes and assignments
+#: (not imports, augmented assignments or names bound inside a top-level for/with/if/try).
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
 
 def _defined_names(source: str) -> list[str]:
-    """Top-level names a code cell defines (functions, classes, assignments)."""
+    """Top-level names a code cell defines (functions, classes, assignments), as :func:`scan.bound_names`
+    binds them."""
     # Drop IPython magics so the cell parses.
     text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return []
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                for n in ast.walk(t):
-                    if isinstance(n, ast.Name):
-                        names.append(n.id)
-    return names
+    return [name for node in tree.body if isinstance(node, _DEFINITIONS) for name in bound_names(node)]
 
 
 def harness_problem(source: str, grade_id: str) -> str | None:
@@ -313,7 +305,7 @@ def shape_comment_problems(nb_or_path) -> list[str]:
                 if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not _takes_tensors(fn):
                     continue
                 span = range(fn.lineno, fn.end_lineno + 1)
-                visible = (lambda n: True) if fn.lineno in hidden else (lambda n: n not in hidden)
+                visible = (lambda n: True) if fn.lineno in hidden else (lambda n, hidden=hidden: n not in hidden)
                 texts = [text for n, text in comments if n in span and visible(n)]
                 texts += [text for a, b, text in docstrings if a in span and b in span and visible(a)]
                 if not any(has_shape_comment(t) for t in texts):

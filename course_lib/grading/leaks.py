@@ -48,7 +48,7 @@ from .canonical import (
     shape,
     statement_lists,
 )
-from .cells import grade_id, nbgrader
+from .cells import grade_id, nbgrader, split_hidden_tests
 
 #: Hidden test lines shorter than this (stripped) are not distinctive (``with quiet():``).
 MIN_HIDDEN_LINE = 20
@@ -60,8 +60,6 @@ MIN_BLOCK_NODES = 6
 MIN_STATEMENT_NODES = 16
 
 _SOLUTION_MARK = re.compile(r"^\s*#+\s*(BEGIN|END) SOLUTION\s*$")
-_HIDDEN_BEGIN = re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$")
-_HIDDEN_END = re.compile(r"^\s*#+\s*END HIDDEN TESTS\s*$")
 _COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
              ast.With, ast.AsyncWith, ast.Try, ast.Match)
 
@@ -129,19 +127,6 @@ def _sentences(text: str) -> list[str]:
     return [p for p in re.split(r"(?<=[.!?;:])\s+|\s+[-*]\s+|\|", flat) if p.strip()]
 
 
-def _hidden_lines(source: str) -> tuple[list[str], list[str]]:
-    """(lines inside hidden-test blocks, lines outside them) of a cell."""
-    inside, outside, hidden = [], [], False
-    for line in source.splitlines():
-        if _HIDDEN_BEGIN.match(line):
-            hidden = True
-        elif _HIDDEN_END.match(line):
-            hidden = False
-        else:
-            (inside if hidden else outside).append(line)
-    return inside, outside
-
-
 def _solution_regions(source: str) -> list[tuple[int, int, str]]:
     """(first line, last line, text) of every solution region of a code cell (1-based, markers excluded)."""
     out, start, lines = [], None, source.splitlines()
@@ -164,7 +149,7 @@ def public_parts(instructor: dict) -> tuple[set[str], list[str]]:
         meta, src = nbgrader(cell), _source(cell)
         if cell.get("cell_type") == "markdown" and meta.get("solution"):
             continue
-        _, outside = _hidden_lines(src)
+        _, outside = split_hidden_tests(src)
         lines.update(_squash(line) for line in outside if not _SOLUTION_MARK.match(line))
         if cell.get("cell_type") == "markdown" or not meta.get("solution"):
             texts.append(words(src))
@@ -258,7 +243,10 @@ def _region_secrets(secrets: Secrets, gid: str, src: str) -> None:
 
 def _hidden_test_secrets(secrets: Secrets, gid: str, src: str, public_code: str) -> None:
     """The distinctive lines of a test cell's hidden tests that the public material does not also show."""
-    inside, _ = _hidden_lines(src)
+    # Stricter than the replay's scrub (:func:`course_lib.grading.replay.hidden_lines`): a line found in a
+    # distribution is reported as a leak, so only lines long enough to be distinctive, not imports and not
+    # also public count; the scrub withholds any message quoting any hidden line of 8+ characters.
+    inside, _ = split_hidden_tests(src)
     for line in inside:
         stripped = _squash(line)
         if len(stripped) < MIN_HIDDEN_LINE:

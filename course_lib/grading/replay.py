@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from . import record
-from .cells import grade_id, is_test_cell, nbgrader
+from .cells import grade_id, is_test_cell, nbgrader, split_hidden_tests
 
 PER_TEST_SECONDS = 120
 
@@ -49,7 +49,7 @@ class _Timeout(Exception):
     pass
 
 
-def _alarm(signum, frame):  # noqa: ARG001
+def _alarm(signum, frame):
     raise _Timeout()
 
 
@@ -60,7 +60,7 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
         ex = nbformat.read(executed, as_version=4)
         code = student_code(ex)
         cells = student_cells(ex)
-    except Exception:  # noqa: BLE001 - the executed notebook is the student's: judge records only
+    except Exception:  # the executed notebook is the student's: judge records only
         code, cells = [], []
     results: dict[str, dict] = {}
     replay = record._Replay(records, student_code=_safe_parse_code(code), cells=cells)
@@ -79,10 +79,10 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
             if timed:
                 signal.alarm(PER_TEST_SECONDS)
             try:
-                exec(compile(cell.source, f"<test {test_id}>", "exec"), ns)  # noqa: S102 - instructor's test code
+                exec(compile(cell.source, f"<test {test_id}>", "exec"), ns)  # instructor's test code
             except _Timeout:
                 replay.results[test_id] = record.TestResult(passed=False, message=f"checking took longer than {PER_TEST_SECONDS} s")
-            except Exception as exc:  # noqa: BLE001 - an instructor error, reported as such
+            except Exception as exc:  # an instructor error, reported as such
                 replay.results.setdefault(test_id, record.TestResult(
                     passed=False, message=f"the test itself failed to run ({type(exc).__name__}: {exc}); tell your instructor"))
             finally:
@@ -104,20 +104,18 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
 
 
 def hidden_lines(nb) -> list[str]:
-    """The distinctive lines of every hidden test block in the source notebook (longest first)."""
+    """The distinctive lines of every hidden test block in the source notebook (longest first).
+
+    Looser than the leak scan's hidden-test secrets (:mod:`course_lib.grading.leaks`): a message that
+    quotes any of these (8+ characters once stripped, imports included) is withheld from feedback, which
+    costs a student only the quote; the leak scan reports a line as a leak, so it keeps only long ones.
+    """
     lines: set[str] = set()
     for cell in nb.cells:
         if not is_test_cell(cell):
             continue
-        inside = False
-        for line in cell.source.splitlines():
-            text = line.strip()
-            if text.startswith("### BEGIN HIDDEN TESTS"):
-                inside = True
-            elif text.startswith("### END HIDDEN TESTS"):
-                inside = False
-            elif inside and len(text) >= 8:
-                lines.add(text)
+        inside, _ = split_hidden_tests(cell.source)
+        lines.update(text for text in (line.strip() for line in inside) if len(text) >= 8)
     return sorted(lines, key=len, reverse=True)
 
 
@@ -202,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(1)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     res = replay_tests(a.source, a.executed, a.records)
     a.out.write_text(json.dumps(res, indent=1))
