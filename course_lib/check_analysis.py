@@ -13,9 +13,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .check_kernel import CellRun, first_line
+
 # nbgrader's cell rules (is_grade, is_solution, is_locked, compute_checksum), from a module that
 # needs no nbgrader: checking a notebook does not need the grading tools installed.
-from .check_kernel import CellRun, first_line
 from .grading.cells import (
     compute_checksum,
     grade_id,
