@@ -16,7 +16,7 @@ Submissions are read from ``SUBMISSIONS_DIR/<student>/<assignment>.ipynb`` (:mod
 a folder's name is shown as it is and only its safe id (:func:`.submissions.safe_id`) reaches
 nbgrader, the workers and the file system; a name that is not safe to use is recorded
 (``invalid_name``) and never used.
-workers (:mod:`.worker`, run by :mod:`.backends`) execute them, and this process scores them into
+Workers (:mod:`.worker`, run by :mod:`.backends`) execute them, and this process scores them into
 the gradebook, writes the tables (:mod:`.reports`) and the feedback pages (:mod:`.feedback`).
 """
 
