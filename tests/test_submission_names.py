@@ -15,13 +15,19 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from conftest import REPO, make_toy_course
 
 from course_lib.grading.reports import read_log
-from course_lib.grading.submissions import (INVALID_NAME, STUDENT_RE, Census, discover_submissions, display_name,
-                                            name_problem, safe_id)
+from course_lib.grading.submissions import (
+    INVALID_NAME,
+    STUDENT_RE,
+    Census,
+    discover_submissions,
+    display_name,
+    name_problem,
+    safe_id,
+)
 from course_lib.grading.workspace import Workspace
-
-from conftest import REPO, make_toy_course
 
 # ---------------------------------------------------------------- the mapping
 
@@ -159,13 +165,13 @@ def test_every_folder_gets_exactly_one_row(graded_class):
     assert sorted(set(on_disk.student_id)) == shown
     assert log.safe_id.is_unique and totals.safe_id.is_unique
     assert all(STUDENT_RE.match(s) for s in log.safe_id)
-    assert dict(zip(totals.student_id, totals.safe_id))["José García"] == safe_id("José García")
-    assert dict(zip(totals.student_id, totals.safe_id))["solution"] == "solution"
+    assert dict(zip(totals.student_id, totals.safe_id, strict=True))["José García"] == safe_id("José García")
+    assert dict(zip(totals.student_id, totals.safe_id, strict=True))["solution"] == "solution"
 
 
 def test_the_correct_notebooks_get_full_marks_under_their_own_names(graded_class):
     ws, tmp, grades, _ = graded_class
-    ids = dict(zip(grades.student_id, grades.safe_id))
+    ids = dict(zip(grades.student_id, grades.safe_id, strict=True))
     for n in GOOD:
         assert _auto(grades, n) == 3, n
     assert _auto(grades, BLANK) == 0

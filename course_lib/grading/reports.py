@@ -82,7 +82,7 @@ def totals_table(grades: pd.DataFrame, spec: NotebookSpec, log_df: pd.DataFrame)
     auto_ids = {c.grade_id for c in spec.tests}
     rows = []
     status = dict(zip(log_df["student_id"], log_df["status"])) if len(log_df) else {}
-    message = dict(zip(log_df["student_id"], log_df["message"])) if len(log_df) else {}
+    message = dict(zip(log_df["student_id"], log_df["message"], strict=True)) if len(log_df) else {}
     for (sid, safe), g in grades.groupby(["student_id", "safe_id"], sort=True):
         is_auto = g["question"].isin(auto_ids)
         rows.append(

@@ -380,7 +380,7 @@ def run_summary(census: Census, todo: list[Submission], log_df: pd.DataFrame, su
               INVALID_NAME: "refused (invalid name)", "missing": "missing notebook", "corrupt": "corrupt"}
     counts = dict.fromkeys(labels.values(), 0)
     ran = {s.student_id for s in todo}
-    status = dict(zip(log_df["student_id"], log_df["status"])) if len(log_df) else {}
+    status = dict(zip(log_df["student_id"], log_df["status"], strict=True)) if len(log_df) else {}
     for sid in ran:
         counts[labels.get(status.get(sid, "error"), "failed (error)")] += 1
     parts = [f"{n} {k}" for k, n in counts.items() if n]
