@@ -59,7 +59,7 @@ def done_keys(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     df = read_log(path)
-    return dict(zip(df["student_id"], df["key"]))
+    return dict(zip(df["student_id"], df["key"], strict=True))
 
 
 def log_row(student_id: str, status: str, message: str, seconds: float, key: str, safe_id: str = "") -> pd.DataFrame:
@@ -81,7 +81,7 @@ def merge_log(path: Path, new: pd.DataFrame) -> None:
 def totals_table(grades: pd.DataFrame, spec: NotebookSpec, log_df: pd.DataFrame) -> pd.DataFrame:
     auto_ids = {c.grade_id for c in spec.tests}
     rows = []
-    status = dict(zip(log_df["student_id"], log_df["status"])) if len(log_df) else {}
+    status = dict(zip(log_df["student_id"], log_df["status"], strict=True)) if len(log_df) else {}
     message = dict(zip(log_df["student_id"], log_df["message"], strict=True)) if len(log_df) else {}
     for (sid, safe), g in grades.groupby(["student_id", "safe_id"], sort=True):
         is_auto = g["question"].isin(auto_ids)

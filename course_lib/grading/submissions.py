@@ -162,7 +162,7 @@ def _read_submission(entry: Path, sid: str, name: str, log) -> Submission:
     try:
         node = nbformat.read(nb, as_version=4)
         nbformat.validate(node)
-    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is a recorded failure
+    except Exception as exc:  # any unreadable notebook is a recorded failure
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         return Submission(sid, None, "corrupt",
                           f"{nb.name} is not a valid notebook ({first}); re-download it from Jupyter and submit again")

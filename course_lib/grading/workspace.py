@@ -38,8 +38,7 @@ from .errors import GradingError
 from .feedback import write_feedback
 from .files import atomic_write_text, ensure_bin_on_path, rmtree, setenv, sha256
 from .nbconfig import COURSE_ID, config_file_text, nbgrader_api, nbgrader_config
-from .reports import (GRADED_STATUSES, GRADES_COLUMNS, done_keys, log_row, merge_log, read_log_or_empty,
-                      write_tables)
+from .reports import GRADED_STATUSES, GRADES_COLUMNS, done_keys, log_row, merge_log, read_log_or_empty, write_tables
 from .sandbox import Limits
 from .submissions import INVALID_NAME, Census, Submission, discover_submissions, safe_id
 from .worker import GradingJob, failure_reason
@@ -323,7 +322,7 @@ class Workspace:
                     try:
                         nb = gb.find_submission_notebook(name, name, sid)
                         graded = {g.name: g for g in nb.grades}
-                    except Exception:  # noqa: BLE001 - missing in the gradebook: treated as not graded
+                    except Exception:  # missing in the gradebook: treated as not graded
                         rec["status"], rec["message"] = "error", "no grades were recorded for this submission"
                 info = {}
                 for cell in spec.graded():
@@ -344,7 +343,7 @@ def _score_and_comment(gb, g, cell, name: str, sid: str):
     if cell.kind in ("written", "manual-code"):
         try:
             comment = gb.find_comment(cell.grade_id, name, name, sid).comment
-        except Exception:  # noqa: BLE001 - no comment recorded
+        except Exception:  # no comment recorded
             comment = None
     return score, comment
 
