@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 # Users (and Colab) bring their own torch; the package metadata only sets a lower bound.
 # Here we pin the CPU build that this machine provides, for a reproducible local setup.
 TORCH_VERSION ?= 2.13.0
-STAMP := $(VENV)/.installed-$(TORCH_VERSION)
+# The linter too: a newer ruff may flag what this one accepts.
+RUFF_VERSION ?= 0.17.6
+STAMP := $(VENV)/.installed-$(TORCH_VERSION)-ruff$(RUFF_VERSION)
 WORKDIR ?= build/demo
 export MPLBACKEND ?= Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -57,7 +59,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' ruff==$(RUFF_VERSION)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -65,6 +67,7 @@ demo: setup
 	$(BIN)/course --workdir $(WORKDIR) demo
 
 test: setup browser
+	$(BIN)/ruff check .
 	COURSE_FAST=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests notebooks --nbval-lax --durations=15 \
 		$$([ "$(TEST_WORKERS)" = 0 ] || echo "-n $(TEST_WORKERS) --dist loadfile")
 
@@ -76,6 +79,7 @@ lab: setup
 	$(BIN)/course --workdir build/grading lab --dir $(LABDIR)
 
 lint: setup
+	$(BIN)/ruff check .
 	$(BIN)/course lint
 
 notebooks: setup

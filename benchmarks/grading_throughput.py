@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from course_lib.grading.assignments import find_root
-from course_lib.grading.workspace import Workspace
 from course_lib.grading.examples import build_examples
 from course_lib.grading.sandbox import probe
+from course_lib.grading.workspace import Workspace
 
 
 def main(argv=None) -> int:

@@ -265,7 +265,7 @@ def load_checkpoint(path: Path) -> dict | None:
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a damaged checkpoint is reported, the run starts over
+    except Exception as err:
         warnings.warn(f"could not read {path} ({type(err).__name__}: {err}); starting that run over",
                       RuntimeWarning, stacklevel=3)
         return None
@@ -291,7 +291,7 @@ def _cpu_rss() -> tuple[float, str]:
         import psutil
 
         return psutil.Process().memory_info().rss / 2**20, "cpu_rss"
-    except Exception:  # noqa: BLE001 - psutil is optional
+    except Exception:
         pass
     try:
         with open("/proc/self/statm") as fh:

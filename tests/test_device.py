@@ -97,7 +97,7 @@ def test_seed_everything_is_reproducible():
     second = _draws(dev.seed_everything(1234))
     third = _draws(dev.seed_everything(1235))
     assert first == second
-    assert all(a != b for a, b in zip(first, third))
+    assert all(a != b for a, b in zip(first, third, strict=True))
 
 
 def test_seed_everything_returns_seeded_cpu_generator():

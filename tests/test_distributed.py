@@ -7,16 +7,15 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import make_toy_course
 
 from course_lib.grading import cli
 from course_lib.grading.backends import DaskCluster, LocalPool, dask_client
 from course_lib.grading.errors import GradingError
+from course_lib.grading.examples import build_examples
 from course_lib.grading.reports import read_log
 from course_lib.grading.worker import GradingJob
 from course_lib.grading.workspace import Workspace
-from course_lib.grading.examples import build_examples
-
-from conftest import make_toy_course
 
 distributed = pytest.importorskip("distributed")
 
@@ -60,7 +59,7 @@ def test_autograde_on_a_dask_scheduler_scores_logs_and_resumes(tmp_path, cluster
     assert _auto(grades, "corrupt") == 0
     assert set(grades.student_id) == {*EXPECTED, "corrupt"} and len(grades) == 3 * 5
     assert sorted(log.student_id) == sorted([*EXPECTED, "corrupt"])  # one row per submission
-    status = dict(zip(log.student_id, log.status))
+    status = dict(zip(log.student_id, log.status, strict=True))
     assert status == {**{sid: "ok" for sid in EXPECTED}, "corrupt": "corrupt"}
     assert not any(p.name != "gradebook.base.db" for p in (ws.workdir / "scratch").iterdir())  # cleaned up
 

@@ -5,23 +5,20 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+from conftest import REPO, make_toy_course, make_toy_notebook
 
 from course_lib.grading import cli
-from course_lib.grading.contract import ContractError, validate_source, parse_notebook
-from course_lib.grading.assignments import get_assignment, list_assignments
+from course_lib.grading.assignments import list_assignments
+from course_lib.grading.contract import ContractError, validate_source
+from course_lib.grading.examples import build_examples
 from course_lib.grading.reports import GRADES_COLUMNS
 from course_lib.grading.workspace import Workspace
-from course_lib.grading.examples import build_examples
-
-from conftest import REPO, make_toy_course, make_toy_notebook, nbmeta
 
 
 # ---------------------------------------------------------------- contract

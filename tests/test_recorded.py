@@ -1,5 +1,6 @@
 """course_solutions.load_recorded: the recorded reference runs (instructor material)."""
 
+import itertools
 import json
 
 import pytest
@@ -123,7 +124,7 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
     assert data["scale"] == "laptop" and data["assignment"] == "gpt_attention" and data["complete"]
     runs = {r["number"]: {**r, "history": [_dev_names(h) for h in r["history"]]} for r in data["runs"]}
     assert sorted(runs) == list(range(1, 13))
-    for n, run in runs.items():
+    for run in runs.values():
         c = run["config"]
         assert c["scale"] == "laptop" and not c["fast"]
         assert {k: c[k] for k in data["scale_settings"]} == data["scale_settings"]
@@ -159,15 +160,15 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
     budget = min(clock(lstm1)[-1], clock(gpt1)[-1])
 
     def best_within(h):
-        return _min(x["dev_ppl"] for x, t in zip(h, clock(h)) if t <= budget + 1e-9)
+        return _min(x["dev_ppl"] for x, t in zip(h, clock(h), strict=True) if t <= budget + 1e-9)
 
-    lstm_epochs_won = sum(a["dev_ppl"] < b["dev_ppl"] for a, b in zip(lstm1, gpt1))
+    lstm_epochs_won = sum(a["dev_ppl"] < b["dev_ppl"] for a, b in zip(lstm1, gpt1, strict=True))
     gpt5 = runs[5]["history"]
     b = min(range(len(gpt5)), key=lambda i: gpt5[i]["dev_ppl"])
     recomputed = {
         "adaptive_beats_sgd": all(min(best(c), best(d)) >= 2 * max(best(a), best(b_)) and
                                   all(max(ea["dev_ppl"], eb["dev_ppl"]) < min(ec["dev_ppl"], ed["dev_ppl"])
-                                      for ea, eb, ec, ed in zip(*(runs[n]["history"] for n in (a, b_, c, d))))
+                                      for ea, eb, ec, ed in zip(*(runs[n]["history"] for n in (a, b_, c, d)), strict=True))
                                   for a, b_, c, d in ((1, 2, 3, 4), (5, 6, 7, 8))),
         "momentum_beats_sgd": best(4) < best(3) and best(8) < best(7),
         "adamw_close_to_adam": abs(best(2) / best(1) - 1) < 0.05 and abs(best(6) / best(5) - 1) < 0.05,
@@ -178,7 +179,7 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
         "deeper_costs_memory": all(peak_memory(one) < peak_memory(two) < peak_memory(four)
                                    for one, two, four in ((2, 9, 10), (6, 11, 12))),
         "gpt_overfits": (b < len(gpt5) - 1 and gpt5[-1]["dev_ppl"] > gpt5[b]["dev_ppl"]
-                         and all(x["train_ppl"] > y["train_ppl"] for x, y in zip(gpt5[b:], gpt5[b + 1:]))),
+                         and all(x["train_ppl"] > y["train_ppl"] for x, y in itertools.pairwise(gpt5[b:]))),
     }
     listed = {c["id"]: c for c in data["conclusions"]}
     assert set(listed) == set(recomputed)

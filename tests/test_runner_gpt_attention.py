@@ -15,19 +15,19 @@ import matplotlib
 
 matplotlib.use("Agg", force=True)
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from course_lib.plot import BEST_MARKER_GID, CAPTION_GID  # noqa: E402
-from course_lib.runlog import model_fingerprint  # noqa: E402
-from course_lib.runners import gpt_attention as ga  # noqa: E402
-from course_lib.runners.gpt_attention import CONFIGS, Config, RunInterrupted, RunResult  # noqa: E402
-from course_lib.tables import to_markdown_table  # noqa: E402
+from course_lib.plot import BEST_MARKER_GID, CAPTION_GID
+from course_lib.runlog import model_fingerprint
+from course_lib.runners import gpt_attention as ga
+from course_lib.runners.gpt_attention import CONFIGS, Config, RunInterrupted, RunResult
+from course_lib.tables import to_markdown_table
 
 V = 12  # stand-in vocabulary: 0 is padding, 1..11 real tokens
 T = 16
@@ -552,7 +552,7 @@ def test_results_table_sorted_by_architecture_layers_optimizer_with_bold_per_arc
     assert list(df.columns) == ["exp", "architecture", "layers", "optimizer", "best dev ppl", "best epoch",
                                 "final train ppl", "s/epoch", "memory (MiB)", "tokens/s"]
     assert (df["best epoch"] == 2).all()
-    bold = getattr(styler, "_course_lib_bold")
+    bold = styler._course_lib_bold
     bold_rows = df.loc[bold["best dev ppl"], ["exp", "architecture"]]
     assert bold_rows.values.tolist() == [[9, "LSTM"], [5, "GPT"]]  # one per architecture
     assert bold.drop(columns="best dev ppl").to_numpy().sum() == 0

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from course_solutions import layers
 from course_lib.runners import rnn_lm
 from course_lib.runners.rnn_lm import Config, RunResult, build_parser, main, run
 from course_lib.train import HISTORY_COLUMNS
+from course_solutions import layers
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM = REPO / "notebooks" / "rnn_lm" / "slurm_run.sh"
@@ -256,7 +256,7 @@ def test_cli_main_writes_json(tmp_path, monkeypatch, shakespeare):
 def _slurm_python_command() -> list[str]:
     text = SLURM.read_text()
     joined = re.sub(r"\\\n", " ", text)  # join continuation lines
-    lines = [l for l in joined.splitlines() if l.strip().startswith("python")]
+    lines = [line for line in joined.splitlines() if line.strip().startswith("python")]
     assert len(lines) == 1, f"expected one python command line in {SLURM}, found {len(lines)}"
     return shlex.split(lines[0])
 

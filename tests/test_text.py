@@ -101,7 +101,7 @@ def test_make_char_lm_data_contiguous_split():
     assert ex[0].item() == vocab.bos_id and ex[-1].item() == vocab.eos_id
     assert vocab.decode(ex) == "line 0"
     assert train.lengths[0] == len("line 0") + 2
-    assert train.num_target_tokens() == sum(len(l) + 1 for l in lines[:18])
+    assert train.num_target_tokens() == sum(len(line) + 1 for line in lines[:18])
 
 
 def test_make_char_lm_data_max_lines_keeps_full_vocab():

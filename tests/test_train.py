@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_solutions.layers import RNNLanguageModel, mask_loss
 from course_lib.text import make_char_lm_data, make_loaders
 from course_lib.train import HISTORY_COLUMNS, History, evaluate, fit
+from course_solutions.layers import RNNLanguageModel, mask_loss
 
 TEXT = "\n".join(["abcabc", "aabbcc", "abc", "cba", "bca", "ccbbaa", "abcab", "ca", "b", "acbacb"] * 3)
 

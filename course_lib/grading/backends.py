@@ -39,7 +39,7 @@ class LocalPool:
             for fut in cf.as_completed(futures):
                 try:
                     res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker that died still yields a record
+                except Exception as exc:
                     res = worker_failure(exc)
                 yield futures[fut], res
 
@@ -68,7 +68,7 @@ class DaskCluster:
                 job = futures.pop(fut)
                 try:
                     res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - KilledWorker, a raised error, a cancelled task
+                except Exception as exc:
                     res = worker_failure(exc)
                 fut.release()
                 yield job, res
@@ -82,7 +82,7 @@ class DaskCluster:
         where = getattr(client.scheduler, "address", None) or "the Dask scheduler"
         try:
             missing = client.run(_missing_paths, self.shared)
-        except Exception as exc:  # noqa: BLE001 - typically course_lib is not importable on a worker
+        except Exception as exc:
             raise GradingError(
                 f"The Dask workers of {where} could not run the grading code ({type(exc).__name__}: {exc}). "
                 "Install course-lib (the same version, with its grading extra) in every worker's environment."
@@ -133,7 +133,7 @@ def dask_client(scheduler, *, timeout: float = DASK_CONNECT_TIMEOUT):
                            f"distributed.Client, not {scheduler!r}")
     try:
         client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a bad address: all mean "not reachable"
+    except Exception as exc:
         raise GradingError(
             f"Could not reach the Dask scheduler at {address} within {timeout:g} s ({type(exc).__name__}: {exc}). "
             "Check the address and that `dask scheduler` runs and is reachable from this machine."

@@ -5,6 +5,7 @@ the recorded reference runs, the conclusions they show, tables and plots (see
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -323,7 +324,7 @@ def _clock(result: RunResult) -> tuple[list[float], str]:
 def _best_so_far_at(result: RunResult, seconds: float) -> float:
     """The lowest validation perplexity among the epochs finished within ``seconds`` (:func:`_clock`)."""
     clock, _ = _clock(result)
-    done = [float(v) for t, v in zip(clock, result.history["dev_ppl"]) if t <= seconds + 1e-9]
+    done = [float(v) for t, v in zip(clock, result.history["dev_ppl"], strict=True) if t <= seconds + 1e-9]
     return min(done) if done else float("inf")
 
 
@@ -367,7 +368,7 @@ def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
 
     def ahead_every_epoch(a, b, c, d):
         hs = [pd.to_numeric(r[n].history["dev_ppl"]).tolist() for n in (a, b, c, d)]
-        return all(max(x[:2]) < min(x[2:]) for x in zip(*hs))
+        return all(max(x[:2]) < min(x[2:]) for x in zip(*hs, strict=False))  # the epochs all four runs have finished
 
     every = {arch: ahead_every_epoch(*ns) for arch, ns in groups.items()}
     out.append({"id": "adaptive_beats_sgd", "statement": "Adam and AdamW are far ahead of SGD and SGD with momentum, "
@@ -430,7 +431,7 @@ def conclusions(results: Mapping[int, RunResult]) -> list[dict]:
     b = int(pd.to_numeric(h["dev_ppl"]).idxmin())
     train = pd.to_numeric(h["train_ppl"]).tolist()
     overfits = b < len(h) - 1 and float(h["dev_ppl"].iloc[-1]) > float(h["dev_ppl"].iloc[b]) \
-        and all(x > y for x, y in zip(train[b:], train[b + 1:]))
+        and all(x > y for x, y in itertools.pairwise(train[b:]))
     out.append({"id": "gpt_overfits", "statement": "GPT-Adam-1L overfits: after its best epoch its validation "
                 "perplexity rises while its training perplexity keeps falling.", "holds": overfits,
                 "evidence": {"best epoch": int(h["epoch"].iloc[b]), "train ppl": [round(x, 2) for x in train],

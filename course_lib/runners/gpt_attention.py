@@ -182,10 +182,10 @@ from ._gpt_attention_config import (  # noqa: F401 - re-exported: the runner's p
 from ._gpt_attention_results import (  # noqa: F401 - re-exported
     HISTORY_COLUMNS,
     RunResult,
-    current_names,
     _history_frame,
     _result_from_folder,
     conclusions,
+    current_names,
     load_recorded,
     load_runs,
     plot_results,

@@ -99,7 +99,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_lib.device import fast_mode
 
-
 # %% [markdown]
 # ---
 # ## 1. RNN language models [31 pts]
@@ -805,6 +804,7 @@ import math
 import torch
 
 from course_lib.grading.checks import as_float, assert_close, grade, quiet
+
 ### BEGIN HIDDEN TESTS
 
 LENGTHS = [6, 2, 4]
@@ -1543,6 +1543,7 @@ def mask_loss(losses, mask):
 import torch
 
 from course_lib.grading.checks import as_float, assert_close, assert_true, grade, quiet
+
 ### BEGIN HIDDEN TESTS
 
 
