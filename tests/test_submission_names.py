@@ -2,7 +2,8 @@
 
 Unicode names are graded under a safe id (an ASCII slug plus a hash of the name); names that are
 not safe to use (options, path separators, control characters, shell code) are recorded with status
-``invalid_name`` and never used; no name is ever interpreted by a shell.
+``invalid_name`` and never used, unless a roster (``--roster``, CSV ``folder,student_id``) maps the
+folder to an acceptable student id; no name is ever interpreted by a shell.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, make_toy_course
 
+from course_lib.grading import cli
+from course_lib.grading.errors import GradingError
 from course_lib.grading.reports import read_log
 from course_lib.grading.submissions import (
     INVALID_NAME,
@@ -25,6 +28,7 @@ from course_lib.grading.submissions import (
     discover_submissions,
     display_name,
     name_problem,
+    read_roster,
     safe_id,
 )
 from course_lib.grading.workspace import Workspace
@@ -89,7 +93,8 @@ def test_discovery_gives_every_folder_one_submission(tmp_path):
     by = {s.student_id: s for s in subs}
     assert sorted(by) == sorted(["José García", "a;b", "--force"])
     assert by["José García"].status == "missing" and by["José García"].safe_id == safe_id("José García")
-    assert by["a;b"].status == INVALID_NAME and "Rename the folder" in by["a;b"].message
+    assert by["a;b"].status == INVALID_NAME and "rename the folder" in by["a;b"].message
+    assert "or map it in a roster (--roster" in by["a;b"].message and "folder,student_id" in by["a;b"].message
     assert census.folders == 3 and census.hidden == [".ipynb_checkpoints"] and census.files == ["notes.txt"]
 
 
@@ -193,7 +198,8 @@ def test_unsafe_names_are_recorded_never_run(graded_class):
     for n in HOSTILE:
         d = display_name(n)
         assert log.loc[d, "status"] == INVALID_NAME and totals.loc[d, "status"] == INVALID_NAME, n
-        assert name_problem(n) in log.loc[d, "message"] and "Rename the folder" in totals.loc[d, "message"]
+        assert name_problem(n) in log.loc[d, "message"] and "rename the folder" in totals.loc[d, "message"]
+        assert "map it in a roster (--roster" in log.loc[d, "message"]
         assert _auto(grades, d) == 0
     assert "esc\\x1b[2Jclear" in set(log.index)  # no escape sequence reaches a table
     # Nothing ran on the host: no file a shell would have made, and no unsafe name in nbgrader's folders.
@@ -232,3 +238,100 @@ def test_regrading_one_student_by_name_or_safe_id(graded_class):
         ws.autograde("toy", tmp / "subs", output=tmp / "out", students=["nobody"], progress=False, log=lambda *a: None)
     ws.autograde("toy", tmp / "subs", output=tmp / "out", students=[nfd], progress=False, workers=1,
                  log=lambda *a: None)  # the same name typed with a combining accent
+
+
+# ---------------------------------------------------------------- a roster maps folders to student ids
+def _roster(path: Path, rows: list[list[str]], header: str = "folder,student_id") -> Path:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_text(header + "\n" + buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def test_discovery_grades_a_mapped_folder_under_its_roster_id(tmp_path):
+    subs = tmp_path / "subs"
+    for n in ["--force", "a;b", "-rf", "carol"]:
+        (subs / n).mkdir(parents=True)
+    roster = read_roster(_roster(tmp_path / "r.csv", [["--force", "Ana Li"], ["a;b", "bob"]]), subs)
+    assert roster == {"--force": "Ana Li", "a;b": "bob"}
+    by = {s.folder: s for s in discover_submissions(subs, "toy", log=lambda *a: None, roster=roster)}
+    assert (by["--force"].student_id, by["--force"].safe_id, by["--force"].status) == (
+        "Ana Li", safe_id("Ana Li"), "missing")
+    assert (by["a;b"].student_id, by["a;b"].status) == ("bob", "missing")
+    assert by["-rf"].status == INVALID_NAME and "map it in a roster" in by["-rf"].message
+    assert by["carol"].student_id == "carol" == by["carol"].folder
+
+
+@pytest.mark.parametrize("header, rows, match", [
+    ("folder,student_id", [["carol", "Carol"], ["nobody", "x"]], r"line 3: there is no folder 'nobody'"),
+    ("folder,student_id", [["--force", "-x"]], r"line 2: student id '-x' for folder '--force' is not acceptable: "
+                                                r"the name starts with '-'"),
+    ("folder,student_id", [["--force", "a;b"]], r"line 2: .* not acceptable: .*not part of a name: ;"),
+    ("folder,student_id", [["--force", ""]], r"line 2: .* not acceptable: the name is empty"),
+    ("folder,student_id", [["--force", "bob"], ["a;b", "bob"]], r"line 3: student id 'bob' is already given to "
+                                                                r"another folder on line 2"),
+    ("folder,student_id", [["--force", "bob"], ["--force", "ann"]], r"line 3: folder '--force' is already mapped"),
+    ("folder,student_id", [["--force", "carol"]], r"line 2: student id 'carol' is already the name of folder 'carol'"),
+    ("folder,student_id", [["--force", "bob", "extra"]], r"line 2: expected 2 values"),
+    ("folder,id", [["--force", "bob"]], r"line 1: the header must be exactly folder,student_id \(found folder,id\)"),
+    ("student_id,folder", [["bob", "--force"]], r"line 1: the header must be exactly folder,student_id"),
+])
+def test_roster_errors_name_the_line(tmp_path, header, rows, match):
+    subs = tmp_path / "subs"
+    for n in ["--force", "a;b", "carol"]:
+        (subs / n).mkdir(parents=True)
+    with pytest.raises(GradingError, match=match):
+        read_roster(_roster(tmp_path / "r.csv", rows, header), subs)
+
+
+def test_roster_names_are_data(tmp_path):
+    """A roster value that looks like shell code is a name to compare, never run."""
+    subs = tmp_path / "subs"
+    (subs / "$(touch PWNED_roster)").mkdir(parents=True)
+    roster = _roster(tmp_path / "r.csv", [["$(touch PWNED_roster)", "$(touch PWNED_id)"]])
+    with pytest.raises(GradingError, match="not acceptable"):
+        read_roster(roster, subs)
+    assert read_roster(_roster(roster, [["$(touch PWNED_roster)", "dave"]]), subs) == {"$(touch PWNED_roster)": "dave"}
+    assert list(tmp_path.rglob("PWNED_*")) == []  # the folder itself is named "$(touch ...)"
+
+
+def test_autograde_with_a_roster_grades_unsafe_folders_under_their_ids(toy_course, tmp_path, capsys):
+    wd = tmp_path / "g"
+    release_nb = Workspace(wd, root=toy_course).release("toy")
+    from course_lib.grading.examples import build_examples
+
+    build_examples("toy", tmp_path / "examples", release_notebook=release_nb, root=toy_course)
+    solution = nbformat.read(tmp_path / "examples" / "solution" / "toy.ipynb", as_version=4)
+    subs = tmp_path / "subs"
+    for n in ["--force", "a;b", "-rf", "carol"]:
+        (subs / n).mkdir(parents=True)
+        nbformat.write(solution, subs / n / "toy.ipynb")
+    out = tmp_path / "out"
+    bad = _roster(tmp_path / "bad.csv", [["--force", "Ana Li"], ["a;b", "Ana Li"]])
+    args = ["--workdir", str(wd), "autograde", "toy", str(subs), "--output", str(out), "--no-progress",
+            "--workers", "1"]
+    assert cli.main([*args, "--roster", str(bad)]) == 2  # checked before anything is graded
+    assert "line 3: student id 'Ana Li' is already given" in capsys.readouterr().err
+    assert not (out / "grading_log.csv").exists()
+    roster = _roster(tmp_path / "roster.csv", [["--force", "Ana Li"], ["a;b", "bob"]])
+    assert cli.main([*args, "--roster", str(roster)]) == 0
+    grades = pd.read_csv(out / "grades.csv", dtype={"student_id": str, "safe_id": str}, keep_default_na=False)
+    grades["score"] = pd.to_numeric(grades["score"])
+    assert _auto(grades, "Ana Li") == 3 and _auto(grades, "bob") == 3 and _auto(grades, "carol") == 3
+    assert _auto(grades, "-rf") == 0
+    assert sorted(set(grades.student_id)) == sorted(["Ana Li", "bob", "carol", "-rf"])
+    log = read_log(out / "grading_log.csv").set_index("student_id")
+    assert log.loc["Ana Li", ["folder", "safe_id", "status"]].tolist() == ["--force", safe_id("Ana Li"), "ok"]
+    assert log.loc["bob", ["folder", "status"]].tolist() == ["a;b", "ok"]
+    assert log.loc["carol", "folder"] == "carol"
+    assert log.loc["-rf", "status"] == INVALID_NAME and "or map it in a roster (--roster" in log.loc["-rf", "message"]
+    with Workspace(wd, root=toy_course).gradebook() as gb:
+        assert {s.id for s in gb.students} == {safe_id("Ana Li"), "bob", "carol"}
+    # Regrading one mapped student by its folder's name keeps its id.
+    ws = Workspace(wd, root=toy_course)
+    again = ws.autograde("toy", subs, output=out, students=["a;b"], roster=roster, force=True, progress=False,
+                         workers=1, log=lambda *a: None)
+    assert _auto(again, "bob") == 3 and "a;b" not in set(again.student_id)

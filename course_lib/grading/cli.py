@@ -135,6 +135,7 @@ def cmd_autograde(args) -> int:
         print(f"note: --workers is ignored with --dask-scheduler: the Dask workers of {args.dask_scheduler} "
               "run the notebooks", file=sys.stderr)
     grades = ws.autograde(args.assignment, Path(args.submissions), output=out, students=args.student or None,
+                          roster=args.roster,
                           progress=not args.no_progress, workers=args.workers, force=args.force,
                           dask_scheduler=args.dask_scheduler or None, dask_timeout=args.dask_timeout)
     out = out or ws.workdir / args.assignment
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="where grades.csv and feedback go (default: WORKDIR/<assignment>)")
     s.add_argument("--student", action="append", metavar="NAME",
                    help="grade only this student: the folder's name or its safe_id (repeatable)")
+    s.add_argument("--roster", metavar="CSV", default=None,
+                   help="a CSV with the header folder,student_id: grade each listed folder (its name exactly as on "
+                        "disk) under that student id, e.g. a folder whose name cannot be used; checked before grading")
     s.add_argument("--workers", type=int, default=None, help="notebooks graded in parallel (default: one per core)")
     s.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="run the notebooks on this Dask scheduler (tcp://HOST:8786) instead of local processes; "

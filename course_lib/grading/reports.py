@@ -26,7 +26,8 @@ from .files import atomic_write_text
 # limit (time, memory, processes, a dead kernel) and keeps the points of the cells that completed.
 GRADED_STATUSES = ("ok", "limit")
 GRADES_COLUMNS = ["student_id", "safe_id", "assignment", "question", "score", "max_score"]
-LOG_COLUMNS = ["student_id", "safe_id", "status", "seconds", "message"]
+LOG_COLUMNS = ["student_id", "safe_id", "status", "seconds", "message", "folder"]
+# ``folder``: the submission folder's name; it differs from student_id when a roster maps the folder.
 # grading_log.csv also keeps, per submission, a key (source and submission hashes) for resuming.
 TOTALS_COLUMNS = ["student_id", "safe_id", "auto_score", "auto_max", "manual_score", "manual_max", "pending_manual", "total",
                   "max_total", "status", "message"]
@@ -40,13 +41,16 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 # ----------------------------------------------------------------------------- grading log
 def read_log(path: Path) -> pd.DataFrame:
     """grading_log.csv as written: text stays text (a student id such as "NA" is not a missing value)."""
-    df = pd.read_csv(path, dtype={"student_id": str, "safe_id": str, "status": str, "message": str, "key": str},
+    df = pd.read_csv(path, dtype={"student_id": str, "safe_id": str, "status": str, "message": str, "key": str,
+                                       "folder": str},
                      keep_default_na=False)
     df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
     if "safe_id" not in df.columns:  # a log written before safe ids: every id was already safe
         df["safe_id"] = df["student_id"]
     if "key" not in df.columns:
         df["key"] = ""
+    if "folder" not in df.columns:  # a log written before rosters: every folder was its student's id
+        df["folder"] = df["student_id"]
     return df[LOG_COLUMNS + ["key"]]
 
 
@@ -62,9 +66,11 @@ def done_keys(path: Path) -> dict[str, str]:
     return dict(zip(df["student_id"], df["key"], strict=True))
 
 
-def log_row(student_id: str, status: str, message: str, seconds: float, key: str, safe_id: str = "") -> pd.DataFrame:
-    return pd.DataFrame([{"student_id": student_id, "safe_id": safe_id or student_id, "status": status, "seconds": round(seconds, 2),
-                          "message": message, "key": key}], columns=LOG_COLUMNS + ["key"])
+def log_row(student_id: str, status: str, message: str, seconds: float, key: str, safe_id: str = "",
+            folder: str = "") -> pd.DataFrame:
+    return pd.DataFrame([{"student_id": student_id, "safe_id": safe_id or student_id, "status": status,
+                          "seconds": round(seconds, 2), "message": message, "folder": folder or student_id, "key": key}],
+                        columns=LOG_COLUMNS + ["key"])
 
 
 def merge_log(path: Path, new: pd.DataFrame) -> None:

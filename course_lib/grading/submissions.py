@@ -10,11 +10,14 @@ and, wherever nbgrader or the filesystem needs an id, replaced by its *safe id*
 ASCII slug of it plus a short hash of the name (``José García`` -> ``Jose_Garcia-3f1c9a2b``), so
 two names with the same slug stay two students. A name is accepted when it is made of Unicode
 letters, digits, spaces and the punctuation of names and e-mail addresses (:data:`NAME_PUNCTUATION`);
-any other name (:func:`name_problem`) is recorded with status ``invalid_name`` and never used.
+any other name (:func:`name_problem`) is recorded with status ``invalid_name`` and never used,
+unless a roster (:func:`read_roster`: a CSV ``folder,student_id``) maps the folder to an acceptable
+student id: the folder is then graded under that id. Roster entries are data, never code.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import unicodedata
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import nbformat
 
+from .errors import GradingError
+
 # Safe ids: letters, digits and _ . @ + -, starting with a letter or digit. A folder name that
 # matches is its own safe id (ASCII ids are unchanged).
 STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
@@ -30,6 +35,10 @@ STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
 NAME_PUNCTUATION = frozenset("_.@+-',\u2019")
 INVALID_NAME = "invalid_name"
 _SLUG_MAX = 48
+ROSTER_COLUMNS = ("folder", "student_id")
+ROSTER_HINT = ("rename the folder (letters, digits, spaces and _ . @ + - ' , only; not starting with '-'), "
+               "or map it in a roster (--roster roster.csv, a CSV with the header folder,student_id and one line "
+               "per folder: its name exactly as on disk, and the student id to grade it under)")
 
 
 def _nfc(name: str) -> str:
@@ -97,10 +106,68 @@ class Submission:
     message: str = ""
     key: str = ""  # source and submission hashes: an unchanged, graded submission is not graded again
     safe_id: str = ""  # the id nbgrader and file names use (see safe_id); defaults to safe_id(student_id)
+    folder: str = ""  # the folder's name as shown (display_name); defaults to student_id (differs when mapped by a roster)
 
     def __post_init__(self):
         if not self.safe_id:
             self.safe_id = safe_id(self.student_id)
+        if not self.folder:
+            self.folder = self.student_id
+
+
+def read_roster(path: Path | str, submissions: Path) -> dict[str, str]:
+    """``{folder name: student id}`` from roster CSV ``path`` (header ``folder,student_id``).
+
+    Every line must name an existing folder of ``submissions`` (exactly as on disk), once, and map it
+    to an acceptable name (:func:`name_problem`) that no other folder has or is mapped to; anything
+    else is a :class:`GradingError` naming the line, raised before any grading. The values are data:
+    read with the csv module, compared with folder names, never run."""
+    path = Path(path)
+    if not path.is_file():
+        raise GradingError(f"Roster {path} does not exist (expected a CSV file with the header folder,student_id).")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GradingError(f"Roster {path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    rows = list(csv.reader(text.splitlines()))
+    header = [c.strip() for c in rows[0]] if rows else []
+    if tuple(header) != ROSTER_COLUMNS:
+        raise GradingError(f"Roster {path}, line 1: the header must be exactly folder,student_id "
+                           f"(found {','.join(header) if header else 'an empty file'}).")
+    on_disk = {e.name for e in submissions.iterdir() if e.is_dir() and not e.name.startswith(".")}
+    roster: dict[str, str] = {}
+    line_of_folder: dict[str, int] = {}
+    line_of_id: dict[str, int] = {}
+    id_of_key: dict[str, str] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        where = f"Roster {path}, line {lineno}"
+        if len(row) != 2:
+            raise GradingError(f"{where}: expected 2 values (folder,student_id), found {len(row)}.")
+        folder, sid = row[0], unicodedata.normalize("NFC", row[1].strip())
+        shown = display_name(folder)
+        if folder not in on_disk:
+            raise GradingError(f"{where}: there is no folder {shown!r} in {submissions} "
+                               "(give the folder's name exactly as on disk; quote it if it holds a comma).")
+        if folder in line_of_folder:
+            raise GradingError(f"{where}: folder {shown!r} is already mapped on line {line_of_folder[folder]}.")
+        problem = name_problem(sid)
+        if problem:
+            raise GradingError(f"{where}: student id {display_name(sid)!r} for folder {shown!r} "
+                               f"is not acceptable: {problem}.")
+        key = safe_id(sid)
+        if key in line_of_id:
+            raise GradingError(f"{where}: student id {sid!r} is already given to another folder on line "
+                               f"{line_of_id[key]} (two folders cannot be one student).")
+        line_of_folder[folder], line_of_id[key], id_of_key[key] = lineno, lineno, sid
+        roster[folder] = sid
+    for folder in sorted(on_disk - roster.keys()):
+        if not name_problem(folder) and safe_id(folder) in line_of_id:
+            raise GradingError(f"Roster {path}, line {line_of_id[safe_id(folder)]}: student id "
+                               f"{id_of_key[safe_id(folder)]!r} is already the name of folder {folder!r} (map that folder too, "
+                               "or choose another id).")
+    return roster
 
 
 @dataclass
@@ -112,8 +179,11 @@ class Census:
     files: list[str] | None = None  # plain files next to the folders (not submissions)
 
 
-def discover_submissions(folder: Path, name: str, *, log=print, census: Census | None = None) -> list[Submission]:
+def discover_submissions(folder: Path, name: str, *, log=print, census: Census | None = None,
+                         roster: dict[str, str] | None = None) -> list[Submission]:
     """One :class:`Submission` per student folder; problems are recorded, never skipped.
+
+    A folder that ``roster`` (:func:`read_roster`) maps is graded under the mapped student id.
 
     Folders whose name starts with ``.`` (``.ipynb_checkpoints``) and plain files are not
     submissions: they are counted in ``census`` and named in the log."""
@@ -131,20 +201,24 @@ def discover_submissions(folder: Path, name: str, *, log=print, census: Census |
                 f"(expected a folder per student: {folder}/<student>/{name}.ipynb)")
             continue
         census.folders += 1
-        sid = entry.name
-        shown = display_name(sid)
-        problem = name_problem(sid)
+        shown = display_name(entry.name)
+        mapped = (roster or {}).get(entry.name)
+        sid = mapped if mapped is not None else entry.name
+        problem = "" if mapped is not None else name_problem(sid)
         if not problem and safe_id(sid) in taken:
-            problem = f"its id {safe_id(sid)} is already the id of folder {taken[safe_id(sid)]!r}"
+            problem = f"its id {safe_id(sid)} is already the id of folder {display_name(taken[safe_id(sid)])!r}"
         if problem:
             log(f"warning: folder {shown!r} not graded: {problem}")
             subs.append(Submission(shown, None, INVALID_NAME,
-                                   f"folder name not graded: {problem}. Rename the folder (letters, digits, spaces "
-                                   f"and _ . @ + - ' , only; not starting with '-') and grade it again",
-                                   safe_id=safe_id(sid)))
+                                   f"folder name not graded: {problem}. To grade it: {ROSTER_HINT}; "
+                                   "then grade it again", safe_id=safe_id(sid)))
             continue
-        taken[safe_id(sid)] = sid
-        subs.append(_read_submission(entry, sid, name, log))
+        taken[safe_id(sid)] = entry.name
+        if mapped is not None:
+            log(f"note: folder {shown!r} graded as {sid!r} (roster)")
+        sub = _read_submission(entry, sid, name, log)
+        sub.folder = shown
+        subs.append(sub)
     return subs
 
 
@@ -154,7 +228,7 @@ def _read_submission(entry: Path, sid: str, name: str, log) -> Submission:
         candidates = sorted(p for p in entry.glob("*.ipynb") if p.is_file() and not p.is_symlink())
         if len(candidates) != 1:
             why = "no notebook" if not candidates else f"{len(candidates)} notebooks and none named {name}.ipynb"
-            return Submission(sid, None, "missing", f"{why} in {entry.name}/: submit {name}.ipynb")
+            return Submission(sid, None, "missing", f"{why} in {display_name(entry.name)}/: submit {name}.ipynb")
         log(f"note: {sid}: using {candidates[0].name} (expected {name}.ipynb)")
         nb = candidates[0]
     if nb.is_symlink():

@@ -40,7 +40,7 @@ from .files import atomic_write_text, ensure_bin_on_path, rmtree, setenv, sha256
 from .nbconfig import COURSE_ID, config_file_text, nbgrader_api, nbgrader_config
 from .reports import GRADED_STATUSES, GRADES_COLUMNS, done_keys, log_row, merge_log, read_log_or_empty, write_tables
 from .sandbox import Limits
-from .submissions import INVALID_NAME, Census, Submission, discover_submissions, safe_id
+from .submissions import INVALID_NAME, Census, Submission, discover_submissions, read_roster, safe_id
 from .worker import GradingJob, failure_reason
 
 # Seconds a cell may run while grading (notebooks run in fast mode then: cells take seconds).
@@ -154,6 +154,7 @@ class Workspace:
         *,
         output: Path | None = None,
         students: list[str] | None = None,
+        roster: Path | str | None = None,
         progress: bool = True,
         workers: int | None = 1,
         force: bool = False,
@@ -180,6 +181,10 @@ class Workspace:
 
         Every student folder gets rows in ``grades.csv``: a submission that cannot be read or run
         scores 0 and the reason is written to ``grading_log.csv`` and to its feedback page.
+
+        ``roster``: a CSV ``folder,student_id`` (:func:`.submissions.read_roster`) mapping folder names
+        to the student ids to grade them under (e.g. a folder whose name is not acceptable); it is
+        checked before anything is graded. ``grading_log.csv`` keeps each folder's name in ``folder``.
         """
         get_assignment(name, self.root).spec()  # fail early if the contract is broken
         submissions = Path(submissions)
@@ -189,12 +194,14 @@ class Workspace:
         if dask_scheduler is not None:
             require_distributed()
             submissions = submissions.resolve()  # remote workers do not share this process's cwd
+        folder_ids = read_roster(roster, submissions) if roster is not None else None
         out = Path(output) if output else self.workdir / name
         out.mkdir(parents=True, exist_ok=True)
         self.ensure_released(name)  # registers the assignment and its tests in the gradebook
         self._check_sandbox(log)
         census = Census()
-        todo = self._to_grade(name, submissions, out, students=students, force=force, log=log, census=census)
+        todo = self._to_grade(name, submissions, out, students=students, force=force, log=log, census=census,
+                             roster=folder_ids)
 
         workers = max(1, int(workers or default_workers()))
         where = "dask" if dask_scheduler is not None else f"{workers} worker{'s' if workers > 1 else ''}"
@@ -214,15 +221,16 @@ class Workspace:
         return grades
 
     def _to_grade(self, name: str, submissions: Path, out: Path, *, students: list[str] | None, force: bool,
-                  log, census: Census | None = None) -> list[Submission]:
-        """The submissions to grade: every student folder (or ``students``: folder names or safe ids),
+                  log, census: Census | None = None, roster: dict[str, str] | None = None) -> list[Submission]:
+        """The submissions to grade: every student folder (or ``students``: student ids, folder names or safe ids),
         less those already graded from the same notebook and source (unless ``force``). Each gets its
         resume key."""
-        found = discover_submissions(submissions, name, log=log, census=census)
+        found = discover_submissions(submissions, name, log=log, census=census, roster=roster)
         if students:
             wanted = {unicodedata.normalize("NFC", s) for s in students}
-            chosen = [s for s in found if {unicodedata.normalize("NFC", s.student_id), s.safe_id} & wanted]
-            known = {unicodedata.normalize("NFC", n) for s in chosen for n in (s.student_id, s.safe_id)}
+            chosen = [s for s in found
+                      if {unicodedata.normalize("NFC", n) for n in (s.student_id, s.safe_id, s.folder)} & wanted]
+            known = {unicodedata.normalize("NFC", n) for s in chosen for n in (s.student_id, s.safe_id, s.folder)}
             missing = sorted(wanted - known)
             if missing:
                 raise GradingError(f"No submission folder for: {', '.join(map(repr, missing))} in {submissions} "
@@ -361,7 +369,7 @@ class _Recorder:
 
     def record(self, sub: Submission, status: str, message: str, seconds: float) -> None:
         self.failures += status != "ok"
-        merge_log(self.path, log_row(sub.student_id, status, message, seconds, sub.key, sub.safe_id))
+        merge_log(self.path, log_row(sub.student_id, status, message, seconds, sub.key, sub.safe_id, sub.folder))
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(failures=self.failures)
