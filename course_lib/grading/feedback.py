@@ -16,9 +16,9 @@ from pathlib import Path
 
 import nbformat
 
+from ..files import atomic_write_text
 from .cells import grade_id, is_test_cell
 from .contract import NotebookSpec
-from .files import atomic_write_text
 from .reports import GRADED_STATUSES
 
 

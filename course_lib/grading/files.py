@@ -1,4 +1,6 @@
-"""File and environment helpers of the grading steps: atomic writes, content hashes, removal, env."""
+"""File and environment helpers of the grading steps: content hashes, removal, env.
+
+Atomic writes are :mod:`course_lib.files`' (one helper for the whole library)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-
-from ..files import atomic_write_text as _atomic_write_text
 
 
 @contextlib.contextmanager
@@ -33,12 +33,6 @@ def rmtree(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so that readers never see half of it
-    (:func:`course_lib.files.atomic_write_text`: unique temporary name, fsync, ``os.replace``)."""
-    _atomic_write_text(path, text)
 
 
 def sha256(path: Path) -> str:

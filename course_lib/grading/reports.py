@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import atomic_write_text
 from .contract import NotebookSpec
-from .files import atomic_write_text
 
 # Statuses of a submission whose executed notebook was scored: "limit" is one that stopped at a
 # limit (time, memory, processes, a dead kernel) and keeps the points of the cells that completed.

@@ -31,12 +31,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import atomic_write_text
 from .assignments import Assignment, find_root, get_assignment
 from .backends import DASK_CONNECT_TIMEOUT, default_workers, open_backend, require_distributed
 from .contract import NotebookSpec
 from .errors import GradingError
 from .feedback import write_feedback
-from .files import atomic_write_text, ensure_bin_on_path, rmtree, setenv, sha256
+from .files import ensure_bin_on_path, rmtree, setenv, sha256
 from .nbconfig import COURSE_ID, config_file_text, nbgrader_api, nbgrader_config
 from .reports import GRADED_STATUSES, GRADES_COLUMNS, done_keys, log_row, merge_log, read_log_or_empty, write_tables
 from .sandbox import Limits
