@@ -24,6 +24,12 @@ D head size (so the model width is H * D = E):
 - :class:`Block`, :class:`GPT1Embedding`, :class:`MiniGPT1`: a post-LayerNorm GPT-1 decoder.
 - :func:`sequence_nll_loss`: the handout's loss (each sequence's mean NLL over its real tokens,
   averaged over the batch), used by ``LSTM.loss`` and ``MiniGPT1.loss``.
+
+For the ``word_lm_ptb`` assignment (CS5787 Exercises 2: Zaremba et al.'s LSTM and GRU on Penn
+Treebank): :func:`lstm_cell_params`; :class:`GRUCell` (the handout's equations) and
+:func:`gru_cell_backward` (its question 4); the data pipeline :func:`build_vocab`, :func:`batchify`,
+:func:`get_batch`; the model :class:`WordLM`; truncated backpropagation with :func:`detach_hidden`,
+:func:`clip_grad_global_norm` and :func:`train_step`.
 """
 
 from __future__ import annotations
@@ -51,6 +57,16 @@ __all__ = [
     "Block",
     "GPT1Embedding",
     "MiniGPT1",
+    "lstm_cell_params",
+    "GRUCell",
+    "gru_cell_backward",
+    "build_vocab",
+    "batchify",
+    "get_batch",
+    "WordLM",
+    "detach_hidden",
+    "clip_grad_global_norm",
+    "train_step",
 ]
 
 
@@ -578,3 +594,167 @@ class MiniGPT1(nn.Module):
     def loss(self, log_probas: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """:func:`sequence_nll_loss`: log_probas (B, T, V), targets (B, T) long, mask (B, T) -> scalar."""
         return sequence_nll_loss(log_probas, targets, mask)
+
+
+# ===================================================================================================
+# word_lm_ptb: LSTM and GRU word-level language models on Penn Treebank (CS5787 Exercises 2,
+# Zaremba et al. 2014). Shapes: B batch (streams), T time (bptt), E embedding, H hidden, V vocabulary.
+# The GRU follows the handout's equations (Geron's notation, row vectors: x @ W_xz):
+#   z = sigmoid(x W_xz + h W_hz + b_z)          update gate
+#   r = sigmoid(x W_xr + h W_hr + b_r)          reset gate
+#   g = tanh(x W_xg + (r * h) W_hg + b_g)       candidate
+#   h' = z * h + (1 - z) * g
+# ===================================================================================================
+
+
+def lstm_cell_params(input_size: int, hidden_size: int) -> int:
+    """Trainable parameters of one LSTM cell with one bias vector per gate (the handout's Q3)."""
+    return 4 * (hidden_size * input_size + hidden_size * hidden_size + hidden_size)
+
+
+class GRUCell(nn.Module):
+    """A GRU cell from primitives, with the handout's equations and weight names.
+
+    Parameters (row-vector convention, ``x @ W``): ``W_xz, W_xr, W_xg`` (input_size, H);
+    ``W_hz, W_hr, W_hg`` (H, H); ``b_z, b_r, b_g`` (H,). Initialised U(-1/sqrt(H), 1/sqrt(H)).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        for gate in ("z", "r", "g"):
+            setattr(self, f"W_x{gate}", nn.Parameter(torch.empty(input_size, hidden_size)))
+            setattr(self, f"W_h{gate}", nn.Parameter(torch.empty(hidden_size, hidden_size)))
+            setattr(self, f"b_{gate}", nn.Parameter(torch.empty(hidden_size)))
+        bound = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (B, input_size), ``h`` (B, H) or None (zeros) -> the new hidden state (B, H)."""
+        if h is None:
+            h = x.new_zeros(x.size(0), self.hidden_size)
+        z = torch.sigmoid(x @ self.W_xz + h @ self.W_hz + self.b_z)  # (B, H)
+        r = torch.sigmoid(x @ self.W_xr + h @ self.W_hr + self.b_r)  # (B, H)
+        g = torch.tanh(x @ self.W_xg + (r * h) @ self.W_hg + self.b_g)  # (B, H)
+        return z * h + (1 - z) * g
+
+
+def gru_cell_backward(x, h_prev, z, r, g, W_hg, dh):
+    """Gradients of a loss L with respect to the six GRU weight matrices, for one step.
+
+    ``x`` (B, input_size) and ``h_prev`` (B, H) are the step's inputs; ``z, r, g`` (B, H) its gates
+    and candidate as computed in the forward pass; ``W_hg`` (H, H); ``dh`` (B, H) is dL/dh' for the
+    step's output h'. ``h_prev`` and ``x`` are treated as constants (the handout's question 4:
+    the gradient of this step alone). Returns a dict with the keys ``"W_xz", "W_hz", "W_xg",
+    "W_hg", "W_xr", "W_hr"``, each the gradient, summed over the batch, with the weight's shape.
+    """
+    dz = dh * (h_prev - g) * z * (1 - z)  # dL/d(pre-activation of z), (B, H)
+    dg = dh * (1 - z) * (1 - g * g)  # dL/d(pre-activation of g), (B, H)
+    dr = (dg @ W_hg.T) * h_prev * r * (1 - r)  # dL/d(pre-activation of r), (B, H)
+    return {
+        "W_xz": x.T @ dz,
+        "W_hz": h_prev.T @ dz,
+        "W_xg": x.T @ dg,
+        "W_hg": (r * h_prev).T @ dg,
+        "W_xr": x.T @ dr,
+        "W_hr": h_prev.T @ dr,
+    }
+
+
+def build_vocab(words) -> dict[str, int]:
+    """Word -> id, numbered in order of first occurrence in ``words`` (0, 1, 2, ...)."""
+    vocab: dict[str, int] = {}
+    for w in words:
+        if w not in vocab:
+            vocab[w] = len(vocab)
+    return vocab
+
+
+def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """A 1-D tensor of N ids -> (batch_size, N // batch_size): ``batch_size`` contiguous streams,
+    row b holding ids[b*L : (b+1)*L]; the last N % batch_size ids are dropped."""
+    L = ids.numel() // batch_size
+    return ids[: batch_size * L].reshape(batch_size, L)
+
+
+def get_batch(data: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Columns ``i .. i+T-1`` of ``data`` (B, L) as inputs and ``i+1 .. i+T`` as targets, each
+    (B, T) with ``T = min(bptt, L - 1 - i)`` (the last batch is shorter)."""
+    T = min(bptt, data.size(1) - 1 - i)
+    return data[:, i : i + T], data[:, i + 1 : i + 1 + T]
+
+
+class WordLM(nn.Module):
+    """Zaremba et al.'s word-level language model: embedding -> dropout -> ``nn.LSTM`` or ``nn.GRU``
+    (``num_layers``, dropout between layers) -> dropout -> linear decoder to V logits.
+
+    Attributes: ``embedding`` (nn.Embedding V x E), ``rnn`` (nn.LSTM or nn.GRU, batch_first),
+    ``dropout`` (nn.Dropout), ``decoder`` (nn.Linear H -> V). Every parameter is initialised
+    U(-init_range, init_range).
+    """
+
+    def __init__(self, rnn_type: str, vocab_size: int, embedding_size: int = 200, hidden_size: int = 200,
+                 num_layers: int = 2, dropout: float = 0.0, init_range: float = 0.1):
+        super().__init__()
+        rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn_type]
+        self.rnn_type = rnn_type
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = rnn_class(embedding_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0,
+                             batch_first=True)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -init_range, init_range)
+
+    def init_hidden(self, batch_size: int):
+        """Zeros: ``(h, c)`` for an LSTM, ``h`` for a GRU, each (num_layers, B, H)."""
+        weight = self.decoder.weight
+        h = weight.new_zeros(self.num_layers, batch_size, self.hidden_size)
+        return (h, h.clone()) if self.rnn_type == "lstm" else h
+
+    def forward(self, inputs: torch.Tensor, hidden=None):
+        """``inputs`` (B, T) long, ``hidden`` as :meth:`init_hidden` (None: zeros) ->
+        ``(logits (B, T, V), hidden)``."""
+        out, hidden = self.rnn(self.dropout(self.embedding(inputs)), hidden)  # (B, T, H)
+        return self.decoder(self.dropout(out)), hidden
+
+
+def detach_hidden(hidden):
+    """The hidden state cut from its graph: a tensor detached, a tuple or list of them element-wise."""
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach()
+    return type(hidden)(detach_hidden(h) for h in hidden)
+
+
+def clip_grad_global_norm(parameters, max_norm: float) -> torch.Tensor:
+    """Scale every gradient by ``max_norm / total_norm`` when the global L2 norm of all gradients
+    together, ``total_norm``, exceeds ``max_norm`` (parameters without a gradient are skipped).
+    Returns ``total_norm`` before clipping (a 0-dim tensor)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.detach().mul_(scale.to(g.device))
+    return total
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
+               hidden, max_norm: float = 5.0):
+    """One truncated-backpropagation step: cut ``hidden`` from the previous batch's graph, predict
+    ``targets`` (B, T) from ``inputs`` (B, T), back-propagate the mean cross-entropy over the B*T
+    tokens, clip the gradients to global norm ``max_norm`` and step the optimizer.
+    Returns ``(loss, hidden)``: the loss (0-dim, detached) and the new hidden state, detached."""
+    hidden = detach_hidden(hidden)
+    logits, hidden = model(inputs, hidden)  # (B, T, V)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    clip_grad_global_norm(model.parameters(), max_norm)
+    optimizer.step()
+    return loss.detach(), detach_hidden(hidden)
