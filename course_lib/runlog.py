@@ -45,7 +45,7 @@ from .files import atomic_torch_save, atomic_write_text
 from .runners import json_safe
 
 __all__ = [
-    "RunLog", "read_json", "read_jsonl", "write_jsonl", "now", "model_fingerprint", "rng_state",
+    "RunLog", "read_json", "read_jsonl", "write_jsonl", "now", "model_fingerprint", "code_fingerprint", "rng_state",
     "set_rng_state", "load_checkpoint", "move_aside", "epoch_memory", "cpu_max_rss_mib", "sync",
     "MEMORY_KINDS",
 ]
@@ -232,6 +232,20 @@ def model_fingerprint(model: nn.Module) -> str:
         _class_digest(h, cls)
     for name, tensor in model.state_dict().items():
         h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def code_fingerprint(*functions: Callable) -> str:
+    """A hash of the code of ``functions`` (bytecode, names and constants, as :func:`model_fingerprint`
+    hashes methods): a log written by other code is not resumed. Works for functions defined in a
+    notebook."""
+    h = hashlib.sha256()
+    for fn in functions:
+        fn = getattr(fn, "__func__", fn)
+        code = getattr(fn, "__code__", None)
+        h.update(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}\n".encode())
+        if code is not None:
+            _code_digest(h, code)
     return h.hexdigest()[:16]
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from .files import atomic_torch_save
 
-__all__ = ["History", "fit", "evaluate", "train_epoch", "EpochTotals", "char_lm_token_nll", "masked_sum", "to_device", "perplexity", "token_losses", "HISTORY_COLUMNS"]
+__all__ = ["History", "fit", "evaluate", "train_epoch", "run_updates", "EpochTotals", "char_lm_token_nll", "masked_sum", "to_device", "perplexity", "token_losses", "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_ppl", "dev_loss", "dev_ppl", "seconds", "is_best"]
 
@@ -219,23 +219,49 @@ def train_epoch(
     ``postfix``, a progress bar passed as ``batches`` shows ``postfix(totals)`` every 50 steps.
     """
     model.train()
-    zero = lambda: torch.zeros((), dtype=acc_dtype, device=device)  # noqa: E731
-    totals = EpochTotals(zero(), zero(), zero(), zero())
-    for index, batch in enumerate(batches):
-        batch = to_device(batch, device)
+
+    def update(batch: Mapping) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         loss, token_nll = step(batch)
-        with torch.no_grad():
-            n_tokens = batch["mask"].to(acc_dtype).sum()
-            totals.nll_sum += masked_sum(token_nll, batch["mask"]).to(acc_dtype)
-            totals.tokens += n_tokens
-            totals.weighted_loss += loss.detach().to(acc_dtype) * n_tokens
-            totals.loss_sum += loss.detach().to(acc_dtype)
-        del token_nll  # (B, T) or its graph: freed before the next step's forward
+        nll_sum = masked_sum(token_nll, batch["mask"])
+        del token_nll  # (B, T) or its graph: freed before the backward pass and the next step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        return loss, nll_sum, batch["mask"].sum()
+
+    return run_updates(batches, update, device=device, acc_dtype=acc_dtype, on_step=on_step, postfix=postfix)
+
+
+def run_updates(
+    batches,
+    update: Callable[[Mapping], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device,
+    acc_dtype: torch.dtype = torch.float32,
+    on_step: Callable[[int], object] | None = None,
+    postfix: Callable[[EpochTotals], dict] | None = None,
+) -> EpochTotals:
+    """The loop of a training epoch where ``update(batch)`` makes the whole optimizer step itself.
+
+    ``update(batch) -> (loss, nll_sum, n_tokens)``: the training loss it minimized, the summed NLL
+    of the batch's real tokens and their number (tensors). :func:`train_epoch` is this loop with the
+    usual forward / backward / clip / step; a graded training step that also carries state (the
+    hidden state of truncated backpropagation through time) is passed here directly. The sums stay
+    on ``device`` in ``acc_dtype``; ``on_step`` and ``postfix`` as in :func:`train_epoch`.
+    """
+    zero = lambda: torch.zeros((), dtype=acc_dtype, device=device)  # noqa: E731
+    totals = EpochTotals(zero(), zero(), zero(), zero())
+    for index, batch in enumerate(batches):
+        loss, nll_sum, n_tokens = update(to_device(batch, device))
+        with torch.no_grad():
+            n_tokens = torch.as_tensor(n_tokens, device=device).to(acc_dtype)
+            loss = loss.detach().to(acc_dtype)
+            totals.nll_sum += nll_sum.detach().to(acc_dtype)
+            totals.tokens += n_tokens
+            totals.weighted_loss += loss * n_tokens
+            totals.loss_sum += loss
         totals.steps += 1
         if postfix is not None and index % 50 == 49 and hasattr(batches, "set_postfix"):
             batches.set_postfix(**postfix(totals), refresh=False)  # an occasional sync, for display only
