@@ -67,3 +67,48 @@ def test_model_fingerprint_and_rng_state():
     set_rng_state(state)
     b = (random.random(), torch.rand(2))
     assert a[0] == b[0] and torch.equal(a[1], b[1])
+
+
+def test_code_fingerprint_follows_the_code_not_the_identity():
+    from course_lib.runlog import code_fingerprint
+
+    def make(scale):
+        def step(x):
+            return x * scale
+        return step
+
+    def step(x):
+        return x * 2
+
+    namespace_a, namespace_b = {}, {}
+    source = "def step(x):\n    return x + 1\n"
+    exec(compile(source, "<cell 1>", "exec"), namespace_a)  # a notebook cell, run twice
+    exec(compile("\n\n" + source, "<cell 7>", "exec"), namespace_b)  # elsewhere, other line numbers
+    assert code_fingerprint(namespace_a["step"]) == code_fingerprint(namespace_b["step"])
+    namespace_c = {}
+    exec(compile(source.replace("x + 1", "x + 2"), "<cell 1>", "exec"), namespace_c)  # a changed constant
+    assert code_fingerprint(namespace_c["step"]) != code_fingerprint(namespace_a["step"])
+    namespace_d = {}
+    exec(compile(source.replace("x + 1", "x - 1"), "<cell 1>", "exec"), namespace_d)  # a changed operation
+    assert code_fingerprint(namespace_d["step"]) != code_fingerprint(namespace_a["step"])
+    assert code_fingerprint(make(1)) == code_fingerprint(make(2))  # closures: the code, not the captured values
+    assert code_fingerprint(step) != code_fingerprint(make(2))  # another qualified name
+    f, g = namespace_a["step"], namespace_c["step"]
+    assert code_fingerprint(f, g) != code_fingerprint(g, f)  # order matters: each is one argument's function
+    assert code_fingerprint(f, g) == code_fingerprint(f, g) and len(code_fingerprint(f)) == 16
+
+
+def test_code_fingerprint_of_methods_builtins_and_nested_code():
+    from course_lib.runlog import code_fingerprint
+
+    class A:
+        def run(self, x):
+            return [i for i in range(x)]  # a nested code object (the comprehension)
+
+    class B:
+        def run(self, x):
+            return [i * 2 for i in range(x)]
+
+    assert code_fingerprint(A().run) == code_fingerprint(A.run)  # a bound method: its function
+    assert code_fingerprint(A.run) != code_fingerprint(B.run)
+    assert code_fingerprint(len) == code_fingerprint(len) != code_fingerprint(abs)  # no __code__: the name

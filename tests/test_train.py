@@ -244,3 +244,53 @@ def test_train_epoch_sums_what_the_steps_return():
     # a step that learns: the table moves
     train_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=1.0), step, device=torch.device("cpu"))
     assert model.table.abs().sum() > 0
+
+
+def test_run_updates_sums_what_update_returns():
+    """run_updates: the loop of train_epoch around an update that makes its own step (word_lm_ptb's
+    train_step, which carries the hidden state); the sums against a hand computation."""
+    from course_lib.train import run_updates
+
+    g = torch.Generator().manual_seed(0)
+    batches = [{"x": torch.randn(3, k + 1, generator=g, dtype=torch.float64)} for k in range(7)]
+    seen, returned = [], []
+    state = {"carried": 0}
+
+    def update(batch):  # a loss with a graph, an int token count (as the runner passes), a carried state
+        assert isinstance(batch["x"], torch.Tensor) and batch["x"].device.type == "cpu"
+        w = torch.ones((), requires_grad=True)
+        loss = (batch["x"] * w).pow(2).mean()
+        n = batch["x"].numel()
+        state["carried"] += 1
+        seen.append(state["carried"])
+        returned.append((loss.item(), loss.item() * n * 1.5, n))
+        return loss, loss.detach() * n * 1.5, n
+
+    steps = []
+    totals = run_updates(batches, update, device=torch.device("cpu"), acc_dtype=torch.float64, on_step=steps.append)
+    assert seen == list(range(1, 8)) and steps == list(range(7)) and totals.steps == 7
+    n_total = sum(r[2] for r in returned)
+    assert totals.n_tokens == n_total == 3 * sum(range(1, 8))
+    assert totals.tokens.dtype == totals.nll_sum.dtype == torch.float64
+    assert totals.token_nll() == pytest.approx(sum(r[1] for r in returned) / n_total, rel=1e-12)
+    assert totals.mean_loss() == pytest.approx(sum(r[0] for r in returned) / 7, rel=1e-12)
+    assert totals.token_weighted_loss() == pytest.approx(sum(r[0] * r[2] for r in returned) / n_total, rel=1e-12)
+    assert not totals.nll_sum.requires_grad and not totals.weighted_loss.requires_grad
+
+
+def test_run_updates_shows_a_postfix_every_50_steps():
+    from course_lib.train import run_updates
+
+    class Bar(list):
+        def __init__(self, items):
+            super().__init__(items)
+            self.postfixes = []
+
+        def set_postfix(self, refresh=True, **kw):
+            self.postfixes.append(kw)
+
+    bar = Bar([{"x": torch.tensor([float(i)])} for i in range(120)])
+    totals = run_updates(bar, lambda b: (b["x"].sum(), b["x"].sum(), torch.tensor(1)), device=torch.device("cpu"),
+                         postfix=lambda t: {"steps": t.steps, "mean": round(t.token_nll(), 6)})
+    assert totals.steps == 120
+    assert bar.postfixes == [{"steps": 50, "mean": 24.5}, {"steps": 100, "mean": 49.5}]
