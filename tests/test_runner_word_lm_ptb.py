@@ -380,3 +380,22 @@ def test_cli_runs_one_model(tmp_path, capsys):
     assert "GRU [fast] epoch  2/2" in out and "best validation perplexity" in out
     with pytest.raises(ValueError, match="Unknown run"):
         wl.main(["--run", "RNN", "--fast", "--log-dir", str(tmp_path), "--no-progress"])
+
+
+# --------------------------------------------------------------------------------------------------
+# the throughput benchmark (benchmarks/word_lm_ptb_throughput.py) runs the runner's own loop
+
+
+def test_throughput_benchmark_runs_the_three_loops(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "word_lm_ptb_throughput.py"
+    spec = importlib.util.spec_from_file_location("word_lm_ptb_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--steps", "1", "--repeats", "1", "--data", "random", "--rnn", "gru"]) == 0
+    out = capsys.readouterr().out
+    for loop in ("bare loop", "bare loop + train_step", "runner"):
+        assert loop in out
+    assert bench.main(["--steps", "0"]) == 2
