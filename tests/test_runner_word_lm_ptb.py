@@ -8,6 +8,7 @@ stream computation; the conclusions, table and record with synthetic histories.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -85,9 +86,14 @@ def test_config_for_every_scale():
         assert (full.train_words, full.dev_words, full.test_words) == (None, None, None)
         laptop = config_for(name, "laptop")
         assert (laptop.num_layers, laptop.embedding_size, laptop.hidden_size) == (2, 200, 200)
-        assert (laptop.batch_size, laptop.bptt, laptop.init_range, laptop.lr, laptop.max_norm) == (20, 20, 0.1, 1.0, 5.0)
-        assert (laptop.rnn_type, laptop.dropout, laptop.lr_decay, laptop.decay_from) == (
-            full.rnn_type, full.dropout, full.lr_decay, full.decay_from)
+        assert (laptop.batch_size, laptop.bptt, laptop.init_range, laptop.max_norm) == (20, 20, 0.1, 5.0)
+        assert laptop.rnn_type == full.rnn_type and (laptop.dropout > 0) == (full.dropout > 0)
+        assert all(getattr(laptop, k) == v for k, v in LAPTOP.items())
+        if full.dropout > 0:
+            assert laptop.dropout == getattr(wl, "LAPTOP_DROPOUT", full.dropout)
+        # nothing else changes
+        changed = {*LAPTOP, "dropout", "scale"}
+        assert dataclasses.replace(laptop, **{k: getattr(full, k) for k in changed}) == full
         assert laptop.train_words == LAPTOP["train_words"] < 929_589 and laptop.dev_words is None
         assert laptop.epochs == LAPTOP["epochs"] and laptop.scale == "laptop" and laptop.label == f"{name} [laptop]"
         fast = config_for(name, "fast")
