@@ -73,8 +73,14 @@
 # - **How the grader runs your notebook.** It re-runs every cell from top to bottom in *fast mode*
 #   (`COURSE_FAST=1`), **except the training cells of Section 5** (the cells tagged `experiment`):
 #   those are not re-run, and the grader sees the outputs they had when you saved the notebook. So
-#   run them yourself before you submit (Section 5 explains the three scales), and copy the numbers
-#   a question asks for into your written answers.
+#   run them yourself before you submit, and copy the numbers a question asks for into your written
+#   answers.
+# - **Three scales.** The trainings of Section 5 run at the scale that the environment variable
+#   `COURSE_SCALE` picks (set it before starting Jupyter): `fast` (`COURSE_FAST=1`: seconds, to
+#   check that your code runs; the grader uses it), `laptop` (the default on a machine without a
+#   GPU: the four models on a slice of the training text, in about 45 minutes to an hour on a
+#   2-core CPU) and `full` (the default with a GPU: the paper's settings on the whole training
+#   split, 13 epochs without dropout and 39 with it). Section 5 explains what each one shows.
 #
 # **Shapes.** Comments and docstrings name tensor dimensions with letters: `B` batch (the number
 # of parallel streams), `T` time (the number of steps of a batch, `bptt`), `E` embedding size (the
@@ -371,9 +377,10 @@ class GRUCell(nn.Module):
             setattr(self, f"W_x{gate}", nn.Parameter(torch.empty(input_size, hidden_size)))
             setattr(self, f"W_h{gate}", nn.Parameter(torch.empty(hidden_size, hidden_size)))
             setattr(self, f"b_{gate}", nn.Parameter(torch.empty(hidden_size)))
-        bound = 1.0 / math.sqrt(hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        bound = 1.0 / math.sqrt(hidden_size)  # PyTorch's initialisation of recurrent cells
+        with torch.no_grad():
+            for p in self.parameters():
+                p.uniform_(-bound, bound)
 
     def forward(self, x, h=None):
         """One step of the handout's equations.
@@ -2775,7 +2782,7 @@ grade("test_train_step_graph", run, check, forbid=["course_solutions.layers"])
 # | Scale | How to get it | What it runs | What it is for |
 # |---|---|---|---|
 # | `fast` | `COURSE_FAST=1` or `COURSE_SCALE=fast` | a few thousand words, a small model, 2 epochs: seconds | checking that your code trains end to end (the grader and the course's tests use it); its numbers mean nothing |
-# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | the same models, batches, initialisation and clipping on the first 200,000 training words (the whole validation and test splits), 12 epochs per model | the four models in about an hour on a 2-core CPU; on so little text the model without dropout overfits within a few epochs, which is what the questions are about |
+# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | the same models, batches, initialisation and clipping on the first 200,000 training words (the whole validation and test splits), 12 epochs per model | the four models in about 45 minutes to an hour on a 2-core CPU; on so little text the model without dropout overfits within a few epochs, which is what the questions are about |
 # | `full` | `COURSE_SCALE=full`; the default with a GPU | the paper's settings on the whole training split: 13 epochs without dropout, 39 with | the handout's numbers (validation perplexity near 120 without dropout and near 100 with it, for the LSTM) |
 #
 # Perplexities of different scales are not comparable (different amounts of training text and
