@@ -256,7 +256,10 @@ def run_updates(
     for index, batch in enumerate(batches):
         loss, nll_sum, n_tokens = update(to_device(batch, device))
         with torch.no_grad():
-            n_tokens = torch.as_tensor(n_tokens, device=device).to(acc_dtype)
+            if isinstance(n_tokens, torch.Tensor):
+                n_tokens = n_tokens.to(acc_dtype)
+            else:  # a fill on the device: no host-to-device copy, so no sync per step
+                n_tokens = torch.full((), float(n_tokens), dtype=acc_dtype, device=device)
             loss = loss.detach().to(acc_dtype)
             totals.nll_sum += nll_sum.detach().to(acc_dtype)
             totals.tokens += n_tokens

@@ -89,10 +89,11 @@ def test_config_for_every_scale():
         assert (laptop.batch_size, laptop.bptt, laptop.init_range, laptop.max_norm) == (20, 20, 0.1, 5.0)
         assert laptop.rnn_type == full.rnn_type and (laptop.dropout > 0) == (full.dropout > 0)
         assert all(getattr(laptop, k) == v for k, v in LAPTOP.items())
+        assert laptop.lr == wl.LAPTOP_LR[laptop.rnn_type]
         if full.dropout > 0:
             assert laptop.dropout == getattr(wl, "LAPTOP_DROPOUT", full.dropout)
         # nothing else changes
-        changed = {*LAPTOP, "dropout", "scale"}
+        changed = {*LAPTOP, "lr", "dropout", "scale"}
         assert dataclasses.replace(laptop, **{k: getattr(full, k) for k in changed}) == full
         assert laptop.train_words == LAPTOP["train_words"] < 929_589 and laptop.dev_words is None
         assert laptop.epochs == LAPTOP["epochs"] and laptop.scale == "laptop" and laptop.label == f"{name} [laptop]"
