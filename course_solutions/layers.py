@@ -30,17 +30,27 @@ Treebank): :func:`lstm_cell_params`; :class:`GRUCell` (the handout's equations) 
 :func:`gru_cell_backward` (its question 4); the data pipeline :func:`build_vocab`, :func:`batchify`,
 :func:`get_batch`; the model :class:`WordLM`; truncated backpropagation with :func:`detach_hidden`,
 :func:`clip_grad_global_norm` and :func:`train_step`.
+
+For the ``sentiment_and_gpt2`` assignment, part 2 (ECE661 HW3 lab 1: LSTM sentiment classification of
+IMDB reviews): :func:`build_review_vocab` and :func:`tokenize_review` (the handout's ``build_vocab``
+and ``tokenize``), :class:`ReviewDataset` (its ``IMDB`` dataset, truncating to ``max_length``),
+:func:`collate_reviews` (padding, lengths), :class:`SentimentLSTM` (its ``LSTM``: packed sequences,
+optionally bidirectional) with :func:`init_sentiment_weights`.
 """
 
 from __future__ import annotations
 
 import math
+import string
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from course_lib.imdb import PAD_INDEX, PAD_TOKEN, UNK_INDEX, UNK_TOKEN
+from course_lib.stopwords import ENGLISH_STOP_WORDS
 from course_lib.train import token_losses
 
 __all__ = [
@@ -67,6 +77,12 @@ __all__ = [
     "detach_hidden",
     "clip_grad_global_norm",
     "train_step",
+    "build_review_vocab",
+    "tokenize_review",
+    "ReviewDataset",
+    "collate_reviews",
+    "init_sentiment_weights",
+    "SentimentLSTM",
 ]
 
 
@@ -758,3 +774,115 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch
     clip_grad_global_norm(model.parameters(), max_norm)
     optimizer.step()
     return loss.detach(), detach_hidden(hidden)
+
+
+# ===================================================================================================
+# sentiment_and_gpt2 (part 2): an LSTM sentiment classifier on IMDB (ECE661 HW3, lab 1). Shapes:
+# B batch, T time (the longest review of the batch, at most max_length), E embedding, H hidden,
+# V vocabulary, C classes (output_dim, 2). The vocabulary convention: PAD_TOKEN "<pad>" at index 0,
+# UNK_TOKEN "<unk>" at index 1, then the words (course_lib.imdb); labels "negative" -> 0, "positive" -> 1.
+# ===================================================================================================
+
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def _review_words(text: str) -> list[str]:
+    """The handout's word splitting: lower case, ASCII punctuation deleted, split on white space."""
+    return text.lower().translate(_PUNCTUATION).split()
+
+
+def build_review_vocab(texts, min_freq: int = 5) -> dict[str, int]:
+    """The handout's ``build_vocab``: word -> index over the training ``texts``.
+
+    Words as :func:`_review_words` splits them; every word seen at least ``min_freq`` times in all
+    ``texts`` together that is not an English stop word (``course_lib.stopwords``) gets an index
+    from 2 on, in order of first occurrence; ``"<pad>"`` is 0 and ``"<unk>"`` is 1.
+    """
+    counts = Counter(w for text in texts for w in _review_words(text))
+    vocab = {PAD_TOKEN: PAD_INDEX, UNK_TOKEN: UNK_INDEX}
+    for word, count in counts.items():  # a Counter keeps the order of first occurrence
+        if count >= min_freq and word not in ENGLISH_STOP_WORDS:
+            vocab[word] = len(vocab)
+    return vocab
+
+
+def tokenize_review(vocab: dict[str, int], text: str) -> list[int]:
+    """The handout's ``tokenize``: the index of each word of ``text`` (split as in
+    :func:`build_review_vocab`), ``UNK_INDEX`` for words not in ``vocab`` (stop words included)."""
+    unk = vocab[UNK_TOKEN]
+    return [vocab.get(w, unk) for w in _review_words(text)]
+
+
+class ReviewDataset(torch.utils.data.Dataset):
+    """The handout's ``IMDB`` dataset: item ``i`` is ``{"ids": list of at most max_length token
+    indices, "length": len(ids), "label": 1 if y[i] == "positive" else 0}``."""
+
+    def __init__(self, x, y, vocab: dict[str, int], max_length: int = 256):
+        self.x = x
+        self.y = y
+        self.vocab = vocab
+        self.max_length = max_length
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, idx: int) -> dict:
+        ids = tokenize_review(self.vocab, self.x[idx])[: self.max_length]
+        return {"ids": ids, "length": len(ids), "label": 1 if self.y[idx] == "positive" else 0}
+
+
+def collate_reviews(batch, pad_index: int = PAD_INDEX) -> dict[str, torch.Tensor]:
+    """A list of dataset items -> ``{"ids": (B, T) long, padded with pad_index after each review,
+    "length": (B,) long, "label": (B,) long}``, T the longest review of the batch."""
+    ids = [torch.tensor(item["ids"], dtype=torch.long) for item in batch]
+    return {"ids": nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad_index),
+            "length": torch.tensor([item["length"] for item in batch], dtype=torch.long),
+            "label": torch.tensor([item["label"] for item in batch], dtype=torch.long)}
+
+
+def init_sentiment_weights(m: nn.Module) -> None:
+    """The classifier's initialisation (as in Trevett's pytorch-sentiment-analysis, which the
+    handout's starter follows): Linear Xavier-normal weights and zero biases; LSTM orthogonal
+    weights and zero biases. Embeddings keep PyTorch's N(0, 1) with a zero padding row."""
+    if isinstance(m, nn.Linear):
+        nn.init.xavier_normal_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LSTM):
+        for name, param in m.named_parameters():
+            if "bias" in name:
+                nn.init.zeros_(param)
+            elif "weight" in name:
+                nn.init.orthogonal_(param)
+
+
+class SentimentLSTM(nn.Module):
+    """The handout's LSTM classifier: embedding (padding row ``pad_index``) -> ``nn.LSTM`` over the
+    packed reviews (``n_layers``, batch_first, dropout between layers, optionally bidirectional) ->
+    the last layer's final hidden state (both directions concatenated, forward first, when
+    bidirectional) -> dropout -> linear to ``output_dim`` logits.
+
+    Attributes: ``embedding``, ``lstm``, ``dropout``, ``fc`` (``nn.Linear(H or 2H, output_dim)``).
+    ``weight_init_fn`` (keyword): applied to every module instead of :func:`init_sentiment_weights`.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, output_dim: int, n_layers: int,
+                 dropout_rate: float, pad_index: int, bidirectional: bool = False, **kwargs):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers=n_layers, batch_first=True,
+                            bidirectional=bidirectional, dropout=dropout_rate if n_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout_rate)
+        self.fc = nn.Linear(hidden_dim * 2 if bidirectional else hidden_dim, output_dim)
+        self.apply(kwargs.get("weight_init_fn", init_sentiment_weights))
+
+    def forward(self, ids: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """``ids`` (B, T) long, padded after each review; ``length`` (B,) the real lengths, in any
+        order -> logits (B, output_dim)."""
+        embedded = self.embedding(ids)  # (B, T, E)
+        packed = pack_padded_sequence(embedded, length.cpu(), batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)  # hidden (n_layers * directions, B, H), in the batch's order
+        if self.lstm.bidirectional:
+            hidden = torch.cat((hidden[-2], hidden[-1]), dim=1)  # last layer: forward, backward (B, 2H)
+        else:
+            hidden = hidden[-1]  # (B, H)
+        return self.fc(self.dropout(hidden))
