@@ -2770,11 +2770,13 @@ grade("test_train_step_graph", run, check, forbid=["course_solutions.layers"])
 # same way in eval mode. It keeps the weights of the epoch with the best validation perplexity and
 # reports their test perplexity.
 #
-# **The four models** (`wl.RUNS`): LSTM and GRU, each without dropout on the paper's small schedule
-# (13 epochs; the learning rate is halved after each epoch from the 5th on), and with dropout 0.25
-# (the handout's value) on the paper's longer schedule for regularised models (39 epochs; the
-# learning rate is divided by 1.2 after each epoch from the 7th on). `wl.config_for(name)` shows the
-# exact settings of a run at your scale.
+# **The four models** (`wl.RUNS`): LSTM and GRU, each with and without dropout. At the full scale,
+# the models without dropout follow the paper's small schedule (13 epochs; the learning rate is
+# halved after each epoch from the 5th on), and those with dropout (0.25, the handout's value) the
+# paper's longer schedule for regularised models (39 epochs; the learning rate is divided by 1.2
+# after each epoch from the 7th on). The laptop scale trains on much less text, so it adapts the
+# number of epochs, the learning rates, the schedule and the dropout probability to it. The first
+# cell below shows the settings of each run at your scale (`wl.config_for(name)`).
 #
 # **Three scales, one code path.** The environment variable `COURSE_SCALE` picks one (set it before
 # starting Jupyter); without it the default depends on your machine:
@@ -2782,7 +2784,7 @@ grade("test_train_step_graph", run, check, forbid=["course_solutions.layers"])
 # | Scale | How to get it | What it runs | What it is for |
 # |---|---|---|---|
 # | `fast` | `COURSE_FAST=1` or `COURSE_SCALE=fast` | a few thousand words, a small model, 2 epochs: seconds | checking that your code trains end to end (the grader and the course's tests use it); its numbers mean nothing |
-# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | the same models, batches, initialisation and clipping on the first 200,000 training words (the whole validation and test splits), 12 epochs per model | the four models in about 45 minutes to an hour on a 2-core CPU; on so little text the model without dropout overfits within a few epochs, which is what the questions are about |
+# | `laptop` | `COURSE_SCALE=laptop`; the default without a GPU | the same architecture, batches, initialisation and clipping on a slice of the training text (the whole validation and test splits), with epochs, learning rates and dropout adapted to it (see the settings below) | the four models in about 45 minutes to an hour on a 2-core CPU; on so little text the models without dropout overfit within a few epochs, which is what the questions are about |
 # | `full` | `COURSE_SCALE=full`; the default with a GPU | the paper's settings on the whole training split: 13 epochs without dropout, 39 with | the handout's numbers (validation perplexity near 120 without dropout and near 100 with it, for the LSTM) |
 #
 # Perplexities of different scales are not comparable (different amounts of training text and
@@ -2870,7 +2872,8 @@ pd.concat({name: r.history.set_index("epoch")[["lr", "train_ppl", "dev_ppl", "se
 #   perplexity ends lower: the gap shrinks, and early on the validation curve can even lie below
 #   the training curve;
 # - a regularised model learns more slowly and keeps improving for longer, so it needs more
-#   epochs and a gentler learning-rate decay (the 39-epoch schedule), and its best validation epoch
+#   epochs and a gentler learning-rate decay (at the full scale, the 39-epoch schedule), and its best
+#   validation epoch
 #   comes later;
 # - when the learning rate is decayed, both curves drop sharply (smaller steps settle into a
 #   minimum); decaying too early stops the learning, too late leaves the model oscillating.
@@ -2922,12 +2925,16 @@ pd.concat({name: r.history.set_index("epoch")[["lr", "train_ppl", "dev_ppl", "se
 # *Reference, laptop scale:* (filled in from the recorded run)
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "question_5_q5c", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# **Q5c** [4 pts] Learning rate and schedule. The learning rate starts at 1 and then decays
-# (halved every epoch from the 5th without dropout; divided by 1.2 every epoch from the 7th with
-# dropout). What do the curves show at the epochs where the decay starts? Why does a model with
-# dropout need a longer schedule? What would you expect with a larger initial learning rate, or a
-# decay that starts later (the handout's report found that the paper's schedule gave it about 135
-# to 140 without dropout, and needed a learning rate of 2 decayed later to reach 124)?
+# **Q5c** [4 pts] Learning rate and schedule. Each run keeps its initial learning rate for some
+# epochs, then decays it after every epoch (the settings table above shows the rates, the decay
+# factor and the first decayed epoch at your scale; at the full scale: 1, halved from the 5th epoch
+# without dropout, divided by 1.2 from the 7th with dropout). What do the curves show at the epochs
+# where the decay starts? Why does a model with dropout need a longer schedule? What would you
+# expect with a larger initial learning rate, or a decay that starts later (the handout's report
+# found that the paper's schedule gave it about 135 to 140 without dropout, and needed a learning
+# rate of 2 decayed later to reach 124; it also needed higher rates for its LSTMs than for its
+# GRUs)? If your scale gives the LSTMs and the GRUs different learning rates, say what could make
+# that necessary.
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_5_q5c", "locked": false, "points": 4, "schema_version": 3, "solution": true, "task": false}
 # *Model answer (numbers depend on the runs).* With a constant learning rate of 1, SGD makes fast
@@ -2942,10 +2949,17 @@ pd.concat({name: r.history.set_index("epoch")[["lr", "train_ppl", "dev_ppl", "se
 # but too large a rate makes training unstable (clipping limits the damage) and a later decay of a
 # model without dropout can also mean more overfitting before the best epoch.
 #
+# Different rates for the two cells: the best (largest stable) learning rate depends on the
+# architecture; the GRU's update mixes the old state and the candidate directly and can diverge at
+# rates an LSTM tolerates, while an LSTM at a small rate can sit for a long time on the plateau of
+# the unigram distribution before it starts to use the context.
+#
 # *Rubric:* 1 pt what happens at the decay (sharp improvement, then flattening), from the
 # student's curves; 1 pt why the fast decay acts like early stopping / limits overfitting for the
 # unregularised models; 1 pt why dropout needs more epochs and a slower decay; 1 pt a reasoned
-# expectation for a larger rate or a later decay (faster progress vs instability / overfitting).
+# expectation for a larger rate or a later decay (faster progress vs instability / overfitting),
+# including, where the scale uses them, why the cells get different rates (divergence vs a slow
+# start).
 #
 # *Reference, laptop scale:* (filled in from the recorded run)
 
