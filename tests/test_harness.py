@@ -974,3 +974,19 @@ def test_forbidden_skips_a_package_that_is_not_installed_but_not_a_typo_in_an_in
     with pytest.raises(AttributeError, match="NoSuchLayer"):  # a typo still fails loudly
         with forbidden(["torch.nn.NoSuchLayer"], "test_x"):
             pass
+
+
+def test_computed_getattr_on_torch_is_tampering_only_where_a_torch_function_is_forbidden():
+    """`getattr(nn, cell.upper())` hides nothing from a test that forbids no torch function (an honest
+    way to pick nn.LSTM or nn.GRU); where the test forbids one, the same code could hide it."""
+    from course_lib.grading.scan import dynamic_roots_for, find_tampering
+
+    code = "from torch import nn\ndef make(cell):\n    return getattr(nn, cell.upper())(4, 4)\n"
+    assert find_tampering(code, dynamic=True, dynamic_roots=dynamic_roots_for(["course_solutions.layers"])) is None
+    assert find_tampering(code, dynamic=True, dynamic_roots=dynamic_roots_for(["torch.nn.GRUCell"])) is not None
+    assert find_tampering(code, dynamic=True) is not None  # the default guards torch
+    # modules and the grader stay guarded whatever the test forbids
+    for sneaky in ("import sys\nm = getattr(sys, 'mod' + 'ules')\n",
+                   "import course_lib\ng = getattr(course_lib, 'gra' + 'ding')\n",
+                   "import torch\noff = getattr(torch._C, 'x')\n"):
+        assert find_tampering(sneaky, dynamic=True, dynamic_roots=dynamic_roots_for(["course_solutions.layers"]))

@@ -47,7 +47,7 @@ from typing import Any
 
 from .forbid import ForbiddenFunction, forbidden, forbidden_message
 from .plain import RecordError, to_data
-from .scan import find_forbidden_use, find_tampering, reachable_code
+from .scan import dynamic_roots_for, find_forbidden_use, find_tampering, reachable_code
 
 RECORD_ENV = "COURSE_GRADING_RECORD"  # the kernel's record folder (the scan flags the name in student code)
 RECORD_SUFFIX = ".pt"
@@ -194,7 +194,8 @@ def _replay(rp: _Replay, test_id: str, check: Callable[[Any], None], forbid: lis
         rp.results[test_id] = TestResult(passed=passed, message=message, quoted=quoted)
 
     if forbid:
-        hit = find_tampering(rp.student_code) or find_tampering(rp.reachable(test_id), dynamic=True)
+        hit = find_tampering(rp.student_code) or find_tampering(
+            rp.reachable(test_id), dynamic=True, dynamic_roots=dynamic_roots_for(forbid))
         if hit:
             result(False, f"ForbiddenFunction: your code changes how the grader checks for forbidden functions "
                           f"(found `{hit}`), so {test_id} cannot be credited")

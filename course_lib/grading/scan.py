@@ -14,6 +14,7 @@ Pure :mod:`ast`: nothing here imports torch or the rest of the grading package.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 
 __all__ = ["find_forbidden_use", "find_tampering", "reachable_code", "bound_names", "grade_call",
            "TAMPER_NAMES", "TAMPER_MODULES", "GRADING_MODULES", "TEST_CELL_BINDINGS"]
@@ -57,18 +58,34 @@ def find_forbidden_use(code: str, dotted: str) -> str | None:
 
 
 # Names whose only use in a student's notebook is to switch off the checks for forbidden functions.
+# Packages whose attributes a computed ``getattr`` must not reach in the tested answer: always those
+# that lead to modules and the grader; torch where the test forbids a torch function.
+ALWAYS_DYNAMIC_ROOTS = ("sys", "builtins", "importlib", "course_lib")
+DYNAMIC_ROOTS = ("torch", *ALWAYS_DYNAMIC_ROOTS)
+
+
+def dynamic_roots_for(forbid: Iterable[str]) -> tuple[str, ...]:
+    """The packages a computed ``getattr`` must not reach in a test forbidding ``forbid``: the
+    always-guarded ones, plus the top-level package of every forbidden name."""
+    extra = sorted({name.split(".")[0] for name in forbid} - set(ALWAYS_DYNAMIC_ROOTS))
+    return (*ALWAYS_DYNAMIC_ROOTS, *extra)
+
+
 TAMPER_NAMES = {"DisableTorchFunction", "DisableTorchFunctionSubclass", "_pop_torch_function_stack",
                 "_push_on_torch_function_stack", "_set_torch_function_mode", "_pop_mode", "_push_mode",
                 "_disable_torch_function", "_len_torch_function_stack", "_get_function_stack_at",
                 "_disabled_torch_function_impl", "COURSE_GRADING_RECORD"}
 
 
-def find_tampering(code: str, dynamic: bool = False) -> str | None:
+def find_tampering(code: str, dynamic: bool = False, dynamic_roots: Iterable[str] = DYNAMIC_ROOTS) -> str | None:
     """Where ``code`` switches off torch function modes or touches the grading modules (imports, rebinds).
 
     With ``dynamic`` (for the tested answer and what it uses) also dynamic code that hides what it
-    calls: ``eval``/``exec``/``__import__``, ``importlib``, ``ctypes``, computed ``getattr`` on torch.
+    calls: ``eval``/``exec``/``__import__``, ``importlib``, ``ctypes``, a computed ``getattr`` on a
+    package of ``dynamic_roots`` (:func:`dynamic_roots_for` gives them for a test's forbidden names:
+    ``getattr(nn, cell.upper())`` hides nothing where no torch function is forbidden).
     """
+    roots = tuple(dynamic_roots)
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -89,7 +106,7 @@ def find_tampering(code: str, dynamic: bool = False) -> str | None:
             return f"{node.func.id}(...)"
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
                 and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
-                and (resolve(node.args[0]) or "").split(".")[0] in _DYNAMIC_ROOTS):
+                and (resolve(node.args[0]) or "").split(".")[0] in roots):
             return ast.unparse(node)[:80]
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("importlib", "ctypes") for a in node.names):
             return ast.unparse(node)[:80]
@@ -116,8 +133,6 @@ def find_tampering(code: str, dynamic: bool = False) -> str | None:
     return None
 
 
-# Packages whose attributes a computed ``getattr`` must not reach in the tested answer.
-_DYNAMIC_ROOTS = ("torch", "sys", "builtins", "importlib", "course_lib")
 
 # The grading modules a submission has no business importing, reading into or rebinding: grade()
 # and its records, the forbidden-function guard, plain data and this scan (plus course_lib.grading.harness,
