@@ -2892,7 +2892,7 @@ pd.concat({name: r.history.set_index("epoch")[["lr", "train_ppl", "dev_ppl", "se
 # training, validation and test perplexity). 1 pt: the scale, the device and the training time are
 # stated. At the full scale the handout's numbers are the benchmark (LSTM without dropout about 124
 # validation, with dropout about 103; the GRUs within a few points); at the laptop scale all
-# perplexities are much higher (a fifth of the training text), so compare the trends, not the
+# perplexities are much higher (about a ninth of the training text), so compare the trends, not the
 # values.
 #
 # *Reference, laptop scale:* (filled in from the recorded run)
