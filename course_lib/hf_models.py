@@ -348,7 +348,7 @@ def _blocks(tokenizer, texts: Sequence[str], length: int) -> torch.Tensor:
     ``length`` tokens (the last partial row is dropped)."""
     ids: list[int] = []
     eos = tokenizer.convert_tokens_to_ids(EOS)
-    for row in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    for row in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
         ids.extend(row)
         ids.append(eos)
     n = len(ids) // length

@@ -1,0 +1,158 @@
+"""course_lib.hf_models: the course's own GPT-2 (built offline, cached, loaded with from_pretrained) and WikiText-2.
+
+Everything runs offline: HF_HUB_OFFLINE is set and the hub probe raises if anything calls it. The
+builds are tiny (a 300-token tokenizer, a 2 x 16 model, a few pretraining steps on a few lines).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel
+
+from course_lib import hf_models as hf
+
+TINY = hf.LocalGPT2(vocab_size=300, n_positions=32, n_embd=16, n_layer=2, n_head=2, tokenizer_lines=200,
+                    tokenizer_reviews=20, pretrain_reviews=20, pretrain_steps=12, batch_size=4, lr=3e-3,
+                    warmup_steps=2, heldout_blocks=4)
+TEXTS = [hf._course_lines("valid")[i] for i in range(1, 400)]
+TEXTS = [t for t in TEXTS if t]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was probed")
+
+    monkeypatch.setattr(hf, "_probe_hub", no_network)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hf") / "model"
+    return hf.build_local_gpt2(folder, TINY, tokenizer_texts=TEXTS, pretrain_texts=TEXTS, say=None)
+
+
+def test_the_build_writes_a_transformers_model_and_tokenizer(built):
+    names = {p.name for p in built.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "meta.json"} <= names
+    model = AutoModelForCausalLM.from_pretrained(built)
+    tokenizer = AutoTokenizer.from_pretrained(built)
+    assert isinstance(model, GPT2LMHeadModel)
+    c = model.config
+    assert (c.n_layer, c.n_embd, c.n_head, c.n_positions, c.vocab_size) == (2, 16, 2, 32, len(tokenizer))
+    assert len(tokenizer) == TINY.vocab_size
+    assert tokenizer.eos_token == tokenizer.bos_token == hf.EOS and tokenizer.pad_token is None  # as gpt2
+    assert c.eos_token_id == c.bos_token_id == tokenizer.eos_token_id
+    assert tokenizer.model_max_length == TINY.n_positions
+    meta = hf.read_meta(built)
+    assert meta["key"] == TINY.key() and meta["settings"] == dataclasses.asdict(TINY)
+    assert meta["num_parameters"] == sum(p.numel() for p in model.parameters())
+    assert meta["pretrain_tokens"] == 12 * 4 * 32 and set(meta["seconds"]) >= {"tokenizer", "pretrain", "total"}
+
+
+def test_the_tokenizer_is_byte_level_and_lossless(built):
+    tokenizer = AutoTokenizer.from_pretrained(built)
+    for text in [TEXTS[0], " Ça coûte 3 € — naïve ✓\n", "<unk> @-@ 1 @,@ 000"]:
+        ids = tokenizer(text)["input_ids"]
+        assert tokenizer.decode(ids) == text
+        assert max(ids) < len(tokenizer)
+    assert tokenizer(hf.EOS)["input_ids"] == [tokenizer.eos_token_id]
+
+
+def test_load_model_and_tokenizer_sets_padding_and_round_trips(built, tmp_path):
+    model, tokenizer = hf.load_model_and_tokenizer(built)
+    assert tokenizer.pad_token == tokenizer.eos_token and model.config.pad_token_id == model.config.eos_token_id
+    # save_pretrained and from_pretrained again: the same weights, the same tokens
+    model.save_pretrained(tmp_path / "again")
+    tokenizer.save_pretrained(tmp_path / "again")
+    model2, tokenizer2 = hf.load_model_and_tokenizer(tmp_path / "again")
+    state, state2 = model.state_dict(), model2.state_dict()
+    assert set(state) == set(state2) and all(torch.equal(state[k], state2[k]) for k in state)
+    assert tokenizer2(TEXTS[3])["input_ids"] == tokenizer(TEXTS[3])["input_ids"]
+
+
+def test_the_build_is_deterministic_and_pretraining_learns(built, tmp_path):
+    again = hf.build_local_gpt2(tmp_path / "again", TINY, tokenizer_texts=TEXTS, pretrain_texts=TEXTS, say=None)
+    a, b = (AutoModelForCausalLM.from_pretrained(f).state_dict() for f in (built, again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (built / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
+    meta = hf.read_meta(built)
+    losses = [row["loss"] for row in meta["losses"]]
+    assert losses[-1] < losses[0] - 0.2
+    assert meta["heldout_ppl"] < TINY.vocab_size  # better than a uniform guess
+
+
+def test_local_gpt2_builds_once_into_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
+    monkeypatch.setattr(hf, "_tokenizer_corpus", lambda settings: TEXTS)
+    monkeypatch.setattr(hf, "imdb_reviews", lambda limit, seed=0: TEXTS[:limit])
+    builds = []
+    real_build = hf.build_local_gpt2
+
+    def counting_build(folder, settings, **kwargs):
+        builds.append(settings)
+        return real_build(folder, settings, **kwargs)
+
+    monkeypatch.setattr(hf, "build_local_gpt2", counting_build)
+    folder = hf.local_gpt2(TINY, say=None)
+    assert folder == tmp_path / "hf_models" / f"local-gpt2-{TINY.key()}" and hf.read_meta(folder) is not None
+    assert hf.local_gpt2(TINY, say=None) == folder and len(builds) == 1  # read from the cache
+    other = dataclasses.replace(TINY, pretrain_steps=13)
+    assert other.key() != TINY.key()
+    assert hf.local_gpt2(other, say=None) != folder and len(builds) == 2
+    (folder / "meta.json").unlink()  # an unfinished build is started over
+    assert hf.local_gpt2(TINY, say=None) == folder and len(builds) == 3
+    assert not list(tmp_path.glob("hf_models/.*tmp*"))  # no temporary folder left behind
+    monkeypatch.setitem(hf.LOCAL_SCALES, "fast", TINY)
+    said = []
+    assert hf.default_model_name("fast", say=said.append) == str(folder) and len(builds) == 3
+    assert "not reachable" in said[0] and str(folder) in said[0]
+    with pytest.raises(ValueError, match="Unknown local GPT-2"):
+        hf.local_gpt2("huge")
+
+
+def test_every_setting_changes_the_key():
+    for f in dataclasses.fields(hf.LocalGPT2):
+        value = getattr(TINY, f.name)
+        changed = dataclasses.replace(TINY, **{f.name: (value or 0) + 1})
+        assert changed.key() != TINY.key(), f.name
+    assert hf.LOCAL_SCALES["laptop"].key() != hf.LOCAL_SCALES["fast"].key()
+
+
+def test_offline_means_no_network(monkeypatch):
+    assert hf.hub_offline() and not hf.hub_reachable()  # _probe_hub raises if it is called
+    assert hf.wikitext_source("auto") == "course" and hf.wikitext_source("hub") == "hub"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "yes")
+    assert hf.hub_offline() and not hf.hub_reachable()
+    with pytest.raises(ValueError):
+        hf.wikitext_source("web")
+
+
+def test_wikitext_rows_have_the_hubs_layout():
+    valid = hf.load_wikitext_texts("validation", source="course")
+    assert len(valid) == 3760  # the hub's wikitext-2 validation split has 3,760 rows too
+    assert valid[0] == "" and valid[1] == " = Homarus gammarus = \n"
+    assert all(t == "" or (t.endswith("\n") and t.strip()) for t in valid)
+    tenth = hf.load_wikitext_texts("validation", 0.1, source="course")
+    assert tenth == valid[: 3760 // 10]
+    ds = hf.load_wikitext("test", 0.01, source="course")
+    assert ds.column_names == ["text"] and len(ds) == 4358 // 100
+    assert ds[1]["text"] == " = Robert <unk> = \n"
+    with pytest.raises(ValueError, match="split"):
+        hf.load_wikitext_texts("dev", source="course")
+    with pytest.raises(ValueError, match="fraction"):
+        hf.load_wikitext_texts("test", 0, source="course")
+
+
+def test_describe_model(built):
+    text = hf.describe_model(built)
+    assert "2 layers of 16" in text and "300-token" in text
+    assert hf.describe_model("gpt2").startswith("gpt2 from the Hugging Face hub")
+    json.dumps(hf.read_meta(built))  # plain JSON
