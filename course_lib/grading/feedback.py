@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import html
 import json
-import re
 import shutil
 from pathlib import Path
 
 import nbformat
 
+from ..check_kernel import strip_ansi
 from ..files import atomic_write_text
 from .cells import grade_id, is_test_cell
 from .contract import NotebookSpec
@@ -24,7 +24,7 @@ from .reports import GRADED_STATUSES
 
 def hint_for(ename: str, evalue: str) -> str:
     """A safe one-line hint from a test's exception: type and message, never source lines."""
-    evalue = re.sub(r"\x1b\[[0-9;]*m", "", evalue).strip()
+    evalue = strip_ansi(evalue).strip()
     if (ename == "NotImplementedError" and not evalue) or evalue == "NotImplementedError":
         return "Not answered yet (the function still raises NotImplementedError)."
     if ename in ("CheckFailed", "AssertionError"):
