@@ -272,8 +272,10 @@ def _check_vocab(vocab) -> None:
 
 def _loader(dataset, config: Config, collate: Callable, *, shuffle: bool, epoch: int = 0):
     """Batches of ``dataset`` through the notebook's ``collate`` (padding index ``PAD_INDEX``); a
-    shuffled loader's order depends only on the seed and the epoch (so a resumed run sees the same)."""
-    generator = torch.Generator().manual_seed(config.seed * 1_000 + epoch) if shuffle else None
+    shuffled loader's order depends only on the seed and the epoch (so a resumed run sees the same).
+    Every loader has its own generator: a DataLoader without one draws its base seed from the global
+    RNG, which would shift the dropout masks of a resumed run."""
+    generator = torch.Generator().manual_seed(config.seed * 1_000 + epoch)
     return torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle, generator=generator,
                                        collate_fn=functools.partial(collate, pad_index=imdb.PAD_INDEX))
 
@@ -300,7 +302,7 @@ def evaluate(model: nn.Module, batches, device: torch.device) -> dict:
             _check_batch(batch)
             ids, label = batch["ids"].to(device), batch["label"].to(device)
             logits = model(ids, batch["length"])
-            loss += F.cross_entropy(logits.float(), label, reduction="sum").double()
+            loss += F.cross_entropy(logits.double(), label, reduction="sum")
             counts += torch.bincount(label * 2 + logits.argmax(dim=1), minlength=4)
     n = int(counts.sum().item())
     confusion = counts.view(2, 2).tolist()
@@ -322,7 +324,7 @@ def predict(model: nn.Module, vocab: dict, text: str, *, tokenize: Callable | No
     model.eval()
     with torch.no_grad():
         logits = model(torch.tensor([ids], dtype=torch.long, device=device), torch.tensor([len(ids)]))
-        probs = torch.softmax(logits.float(), dim=-1)[0]
+        probs = torch.softmax(logits.double(), dim=-1)[0]
     k = int(probs.argmax())
     return imdb.LABELS[k], float(probs[k])
 
@@ -452,6 +454,7 @@ def _train(config: Config, model: nn.Module, optimizer, runlog: RunLog, history:
     best = min((row["valid_loss"] for row in history), default=math.inf)
     steps_per_epoch = math.ceil(len(datasets["train"]) / config.batch_size)
     valid_batches = list(_loader(datasets["valid"], config, fns["collate"], shuffle=False))
+    _check_batch(valid_batches[0])
     for epoch in range(len(history) + 1, config.epochs + 1):
         state = {"step": (epoch - 1) * steps_per_epoch, "correct": torch.zeros((), dtype=torch.long, device=device)}
 
