@@ -389,6 +389,7 @@ def _run_method(method: str, config: Config, name: str, tokenizer, train_ds, val
     handout_ppl = _handout_ppl(ref, model, valid_loader)
     eval_seconds = time.perf_counter() - t0
     sample = fns["generate_text"](model, tokenizer, config.prompt, config.generate_max_length)
+    sample = "" if sample is None else str(sample)  # the handout's version prints and returns nothing
     if method != "before":  # a complete model folder (adapters only for LoRA): from_pretrained reads it
         model.save_pretrained(runlog.folder / "model")
         tokenizer.save_pretrained(runlog.folder / "model")
