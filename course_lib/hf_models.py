@@ -238,7 +238,7 @@ def load_wikitext_texts(split: str, fraction: float | None = None, *, source: st
     if wikitext_source(source) == "hub":
         from datasets import load_dataset
 
-        texts = load_dataset(*HUB_DATASET, split="validation" if split == "valid" else split)["text"]
+        texts = list(load_dataset(*HUB_DATASET, split="validation" if split == "valid" else split)["text"])
     else:
         texts = _course_lines(split)
     return list(texts[: _head(len(texts), fraction)])

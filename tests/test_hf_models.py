@@ -156,3 +156,26 @@ def test_describe_model(built):
     assert "2 layers of 16" in text and "300-token" in text
     assert hf.describe_model("gpt2").startswith("gpt2 from the Hugging Face hub")
     json.dumps(hf.read_meta(built))  # plain JSON
+
+
+def test_the_hub_path_calls_load_dataset_and_names_gpt2(monkeypatch):
+    """Online (simulated: the probe answers yes, load_dataset is replaced): the hub's names, no local build."""
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(*args, split=None, **kwargs):
+        calls.append((args, split))
+        return datasets.Dataset.from_dict({"text": ["", " = A = \n", " b \n"] * 10})
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hf, "_probe_hub", lambda timeout: True)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(hf, "local_gpt2", lambda *a, **k: pytest.fail("built a local model online"))
+    assert hf.hub_reachable() and hf.wikitext_source() == "hub"
+    assert hf.load_wikitext_texts("train", 0.1) == ["", " = A = \n", " b \n"]
+    assert calls == [(("wikitext", "wikitext-2-raw-v1"), "train")]
+    hf.load_wikitext("valid")
+    assert calls[-1][1] == "validation"
+    said = []
+    assert hf.default_model_name("laptop", say=said.append) == "gpt2" and "hub" in said[0]
