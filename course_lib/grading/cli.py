@@ -269,6 +269,34 @@ def cmd_catch_rate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """What the class got wrong: one HTML page with plots and CSVs (course_lib.grading.class_report)."""
+    from .class_report import make_report, summary_lines
+
+    graded = Path(args.graded) if args.graded else Path(args.workdir).resolve() / args.assignment
+    rep, page = make_report(graded, args.assignment, out=args.output)
+    print("\n".join(summary_lines(rep)))
+    print(f"\nclass report: {page}\ntables:       {page.parent}/*.csv")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """The gradebook in an LMS's import format (course_lib.grading.lms_export)."""
+    from .assignments import find_root
+    from .lms_export import export
+
+    graded = Path(args.graded) if args.graded else Path(args.workdir).resolve() / args.assignment
+    path, table, problems = export(args.assignment, graded, args.format, roster=args.roster, output=args.output,
+                                   submissions=args.submissions, root=find_root(), title=args.title,
+                                   canvas_assignment_id=args.canvas_assignment_id)
+    print(f"wrote {path} ({args.format}): {int(table['score'].notna().sum())} score(s), {len(table)} row(s)")
+    if len(problems):
+        print(f"\n{len(problems)} student(s) need a look (also in {path.with_name(path.stem + '.problems.csv')}):",
+              file=sys.stderr)
+        print_table(problems, file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Release every assignment, grade its example submissions, check and print the gradebook."""
     from .examples import build_examples
@@ -303,6 +331,12 @@ def cmd_demo(args) -> int:
         print(f"\nGradebook for {n} (automatic points):")
         print_table(pd.DataFrame(rows))
         print(f"\ngrades.csv: {out / 'grades.csv'}\nfeedback:   {out / 'feedback'}/")
+        from .class_report import make_report, summary_lines
+
+        rep, page = make_report(out, n)
+        print(f"\nClass report for {n} (what the example submissions got wrong):")
+        print("\n".join(summary_lines(rep)))
+        print(f"report:     {page}")
     if not ok:
         print("\nSome example submissions did not get their expected score.", file=sys.stderr)
         return 1
@@ -400,6 +434,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit with status 1 when an assignment's rate is below R (e.g. 0.7)")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
     s.set_defaults(func=cmd_catch_rate)
+
+    s = sub.add_parser("report", help="what the class got wrong: score distribution, pass rate and failure messages per "
+                                      "test, tests failing together, time and limits, written answers waiting (HTML + CSV)")
+    s.add_argument("assignment")
+    s.add_argument("--graded", metavar="DIR", default=None,
+                   help="the graded folder course autograde wrote (default: WORKDIR/<assignment>)")
+    s.add_argument("--output", metavar="DIR", default=None, help="where report.html and the CSVs go (default: GRADED/report)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("export", help="write the grades in an LMS's import format (Canvas, Moodle, Gradescope) or a plain CSV")
+    s.add_argument("assignment")
+    s.add_argument("--format", required=True, choices=["canvas", "moodle", "gradescope", "csv"])
+    s.add_argument("--roster", metavar="CSV", default=None,
+                   help="the LMS roster: a CSV with the header student_id and any of name,email,lms_id,sis_user_id,"
+                        "sis_login_id,section (needed by every format but csv; the README's instructor workflow "
+                        "describes it)")
+    s.add_argument("--submissions", metavar="DIR", default=None,
+                   help="the submissions folder: each folder's timestamp.txt is its submission time, for the late "
+                        "penalty when pyproject.toml sets [tool.course.assignments.<name>] deadline and late_policy")
+    s.add_argument("--graded", metavar="DIR", default=None, help="the graded folder (default: WORKDIR/<assignment>)")
+    s.add_argument("--output", metavar="FILE", default=None,
+                   help="the file to write (default: GRADED/export/<assignment>-<format>.csv)")
+    s.add_argument("--title", default=None, help="the assignment's name in the LMS (default: the assignment's name)")
+    s.add_argument("--canvas-assignment-id", default=None, metavar="ID",
+                   help="Canvas: the assignment's id, so the column updates it instead of creating a new assignment")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("demo", help="release everything, grade the example submissions, print the gradebook")
     s.add_argument("assignments", nargs="*")
