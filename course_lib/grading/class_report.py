@@ -258,7 +258,7 @@ def plot_cofailures(rep: ClassReport) -> str | None:
     m = np.array([[len(rep.failed_sets[a] & rep.failed_sets[b]) for b in tests] for a in tests])
     fig = _figure(0.35 * len(tests) + 2.5, 0.35 * len(tests) + 1.5)
     ax = fig.add_subplot()
-    im = ax.imshow(m, cmap="Reds")
+    im = ax.imshow(m, cmap="Reds", vmin=0)
     ax.set_xticks(range(len(tests)), tests, rotation=90, fontsize=7)
     ax.set_yticks(range(len(tests)), tests, fontsize=7)
     fig.colorbar(im, ax=ax, label="submissions failing both")
