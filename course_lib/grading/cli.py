@@ -1,4 +1,4 @@
-"""The ``course`` command: release, autograde, gradebook, feedback, formgrade, examples, demo.
+"""The ``course`` command: release, autograde, gradebook, feedback, formgrade, similarity, examples, demo.
 
 Run ``course --help`` or ``course <command> --help``.
 """
@@ -297,6 +297,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    """Which pairs of submissions share code or written answers (course_lib.grading.similarity)."""
+    from .similarity import Settings, compare_submissions
+    from .similarity_report import summary_lines, write_report
+
+    release = Path(args.release) if args.release else _workspace(args).released_notebook(args.assignment)
+    out = Path(args.output) if args.output else Path(args.workdir) / args.assignment / "similarity"
+    result = compare_submissions(release, Path(args.submissions), name=args.assignment, roster=args.roster,
+                                 settings=Settings(min_score=args.min_score, top=args.top, common=args.common),
+                                 workers=args.workers, dask_scheduler=args.dask_scheduler or None,
+                                 dask_timeout=args.dask_timeout)
+    print("\n".join(summary_lines(result, write_report(result, out))))
+    return 0 if result.compared else 1
+
+
 def cmd_demo(args) -> int:
     """Release every assignment, grade its example submissions, check and print the gradebook."""
     from .examples import build_examples
@@ -337,6 +352,9 @@ def cmd_demo(args) -> int:
         print(f"\nClass report for {n} (what the example submissions got wrong):")
         print("\n".join(summary_lines(rep)))
         print(f"report:     {page}")
+        from .similarity_report import demo_lines
+
+        print("\n" + "\n".join(demo_lines(n, ws.nbroot / "release" / n / f"{n}.ipynb", subs, out / "similarity")))
     if not ok:
         print("\nSome example submissions did not get their expected score.", file=sys.stderr)
         return 1
@@ -460,6 +478,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--canvas-assignment-id", default=None, metavar="ID",
                    help="Canvas: the assignment's id, so the column updates it instead of creating a new assignment")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("similarity", help="which pairs of submissions share code or written answers beyond the release "
+                                          "(HTML + CSV: evidence for a human to review, not a verdict)")
+    s.add_argument("assignment")
+    s.add_argument("submissions")
+    s.add_argument("--output", metavar="DIR", default=None,
+                   help="where report.html and the CSVs go (default: WORKDIR/<assignment>/similarity)")
+    s.add_argument("--release", metavar="NOTEBOOK", default=None,
+                   help="the student version whose code and text everyone shares (default: the assignment's release)")
+    s.add_argument("--roster", metavar="CSV", default=None, help="a CSV folder,student_id, as for autograde")
+    s.add_argument("--workers", type=int, default=None, help="processes reading the notebooks (default: one per core)")
+    s.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                   help="read them on this Dask scheduler's workers instead (they must see the submissions folder)")
+    s.add_argument("--dask-timeout", type=float, default=DASK_CONNECT_TIMEOUT, metavar="SECONDS")
+    s.add_argument("--min-score", type=float, default=0.1, metavar="S", help="list pairs from this score up (default 0.1)")
+    s.add_argument("--top", type=int, default=25, metavar="N", help="pairs shown side by side in the page (default 25)")
+    s.add_argument("--common", type=float, default=0.5, metavar="SHARE",
+                   help="ignore a fingerprint more than this share of the submissions hold (default 0.5; 1 keeps all)")
+    s.set_defaults(func=cmd_similarity)
 
     s = sub.add_parser("demo", help="release everything, grade the example submissions, print the gradebook")
     s.add_argument("assignments", nargs="*")

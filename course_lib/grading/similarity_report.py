@@ -238,3 +238,41 @@ def report_html(result: SimilarityResult) -> str:
         r=result, s=s, stats=result.stats, disclaimer=DISCLAIMER, listed=listed.head(500).to_dict("records"),
         more=max(0, len(listed) - 500), top=top, problems=problems, notes=notes, clusters=clusters,
         kinds={q.grade_id: q.kind for q in result.questions})
+
+
+def summary_lines(result: SimilarityResult, paths: dict[str, Path] | None = None, top: int = 10) -> list[str]:
+    """What ``course similarity`` prints: counts, the most similar pairs, the submissions not compared,
+    the disclaimer and where the files are."""
+    st, s = result.stats, result.settings
+    lines = [f"{st['compared']} of {st['submissions']} submissions compared in {st['seconds']:.1f} s ({st['backend']}); "
+             f"{st['candidate_pairs']} of {st['all_pairs']} pairs share a fingerprint, {st['listed_pairs']} reach "
+             f"{s.min_score:.0%}"]
+    listed = result.listed().head(top)
+    if len(listed):
+        table = listed[["student_a", "student_b", "score", "code", "written"]].copy()
+        for c in ("score", "code", "written"):
+            table[c] = [f"{v:.0%}" for v in table[c]]
+        table.index = range(1, len(table) + 1)
+        lines += ["", f"Most similar pairs (of {len(result.listed())} listed):", table.to_string()]
+    problems = [r for r in result.rows if r.status != "ok"]
+    if problems:
+        lines += ["", f"{len(problems)} submission(s) not compared:"]
+        lines += [f"  {r.student_id}: {r.status}: {r.message}" for r in problems]
+    lines += ["", DISCLAIMER]
+    if paths:
+        lines += ["", f"report: {paths['html']}", f"tables: {paths['pairs']}, {paths['submissions'].name}, "
+                                                 f"{paths['clusters'].name}"]
+    return lines
+
+
+def demo_lines(name: str, release: Path, submissions: Path, out: Path) -> list[str]:
+    """``course demo``'s similarity step: the report for an assignment's example submissions. Every
+    example is an edit of the one reference solution, so every fingerprint is kept (``common=1``: the
+    default would ignore what most of them share, nearly everything) and every pair looks alike."""
+    from .similarity import Settings, compare_submissions
+
+    result = compare_submissions(release, submissions, name=name, settings=Settings(common=1.0), workers=1,
+                                 log=lambda *a: None)
+    paths = write_report(result, out)
+    return [f"Similarity of {name}'s example submissions (all edits of the reference solution: they should look alike):",
+            *summary_lines(result, paths, top=5)]
