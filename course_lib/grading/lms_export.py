@@ -85,7 +85,7 @@ CANVAS_READ_ONLY = "(read only)"  # in the Points Possible row: Canvas's importe
 MOODLE_COLUMNS = ["Full name", "ID number", "Email address"]
 GRADESCOPE_COLUMNS = ["Name", "SID", "Email", "Sections"]
 CSV_COLUMNS = ["student_id", "name", "email", "lms_id", "sis_user_id", "sis_login_id", "section", "status",
-               "submitted_at", "days_late", "score_before_penalty", "late_penalty", "score", "max_score",
+               "submitted_at", "lateness", "days_late", "score_before_penalty", "late_penalty", "score", "max_score",
                "pending_manual", "problem"]
 PROBLEM_COLUMNS = ["student_id", "problem"]
 
@@ -266,11 +266,11 @@ def export_table(graded: Path | str, roster: pd.DataFrame | None, *, policy: Lat
     for p in people:
         sid = p["student_id"]
         rec = book.get(sid)
-        row = {k: p.get(k, "") for k in ROSTER_FIELDS} | {"status": "", "submitted_at": "", "days_late": 0,
+        row = {k: p.get(k, "") for k in ROSTER_FIELDS} | {"status": "", "submitted_at": "", "lateness": "", "days_late": 0,
                                                          "score_before_penalty": None, "late_penalty": 0.0,
                                                          "score": None, "max_score": max_score,
                                                          "pending_manual": 0, "problem": ""}
-        notes = []
+        notes, late_only = [], False
         if rec is None:
             row["status"] = "no submission"
             notes.append("on the roster, no submission: empty score")
@@ -291,13 +291,17 @@ def export_table(graded: Path | str, roster: pd.DataFrame | None, *, policy: Lat
                 else:
                     days = policy.days_late(when)
                     pen = policy.penalty(score, days)
-                    row.update(submitted_at=when.isoformat(), days_late=days, late_penalty=pen,
-                               score=round(score - pen, 2))
-                    if days:
+                    row.update(submitted_at=when.strftime("%Y-%m-%d %H:%M:%S %z"), days_late=days, late_penalty=pen,
+                               lateness=_hms((when - policy.deadline).total_seconds()), score=round(score - pen, 2))
+                    if days > policy.max_days:
+                        notes.append(f"{days} day(s) late, more than max_days = {policy.max_days}: score 0 "
+                                     f"({pen:g} point(s) deducted)")
+                    elif days:
                         notes.append(f"{days} day(s) late: {pen:g} point(s) deducted")
+                        late_only = len(notes) == 1  # a penalty as the policy says: nothing to look at
         row["problem"] = "; ".join(notes)
         rows.append(row)
-        if notes and not (len(notes) == 1 and notes[0].endswith("point(s) deducted")):
+        if notes and not late_only:
             problems.append({"student_id": sid, "problem": row["problem"]})
     return pd.DataFrame(rows, columns=CSV_COLUMNS), pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
 
@@ -309,8 +313,10 @@ def _g(v) -> str:
     return f"{float(v):g}"
 
 
-def _lateness(days: int) -> str:
-    return "0:00:00" if not days else f"{days * 24}:00:00"
+def _hms(seconds: float) -> str:
+    """Gradescope's lateness, ``H:M:S`` after the deadline (``0:00:00``: on time)."""
+    s = max(0, math.ceil(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _csv_text(rows: list[list]) -> str:
@@ -330,12 +336,12 @@ def render(fmt: str, table: pd.DataFrame, *, title: str, canvas_assignment_id: s
         head = [*CANVAS_ID_COLUMNS, col, f"Late penalty: {title}"]
         rows = [head, [CANVAS_POINTS_ROW, "", "", "", "", max_score, CANVAS_READ_ONLY]]
         rows += [[r["name"], r["lms_id"], r["sis_user_id"], r["sis_login_id"], r["section"], _g(r["score"]),
-                  _g(r["late_penalty"]) if r["score"] is not None else ""] for r in recs]
+                  _g(r["late_penalty"]) if pd.notna(r["score"]) else ""] for r in recs]
         return _csv_text(rows)
     if fmt == "moodle":
         head = [*MOODLE_COLUMNS, title, "Late penalty", "Feedback"]
         rows = [head] + [[r["name"], r["sis_user_id"], r["email"], _g(r["score"]),
-                          _g(r["late_penalty"]) if r["score"] is not None else "",
+                          _g(r["late_penalty"]) if pd.notna(r["score"]) else "",
                           (f"{r['days_late']} day(s) late: {_g(r['late_penalty'])} point(s) deducted"
                            if r["days_late"] else "")] for r in recs]
         return _csv_text(rows)
@@ -343,8 +349,8 @@ def render(fmt: str, table: pd.DataFrame, *, title: str, canvas_assignment_id: s
         head = [*GRADESCOPE_COLUMNS, title, f"{title} - Max Points", f"{title} - Submission Time",
                 f"{title} - Lateness (H:M:S)", f"{title} - Late Penalty"]
         rows = [head] + [[r["name"], r["sis_user_id"], r["email"], r["section"], _g(r["score"]), max_score,
-                          r["submitted_at"], _lateness(r["days_late"]) if r["submitted_at"] else "",
-                          _g(r["late_penalty"]) if r["score"] is not None else ""] for r in recs]
+                          r["submitted_at"], r["lateness"],
+                          _g(r["late_penalty"]) if pd.notna(r["score"]) else ""] for r in recs]
         return _csv_text(rows)
     if fmt == "csv":
         rows = [CSV_COLUMNS] + [[_g(r[c]) if c in ("score_before_penalty", "late_penalty", "score", "max_score")

@@ -131,7 +131,8 @@ def load_project(root: Path | None = None) -> Project:
             '  [tool.course]\n  repository = "https://github.com/OWNER/REPO"\n  ref = "student"\n'
             '  student_branch = "student"\n  seed = 0'
         )
-    unknown = sorted(set(table) - {"repository", "ref", "student_branch", "seed"})
+    # "assignments": per-assignment grading settings (deadline, late_policy), read by .lms_export.
+    unknown = sorted(set(table) - {"repository", "ref", "student_branch", "seed", "assignments"})
     if unknown:
         raise ProjectError(f"{path}: unknown keys in [tool.course]: {', '.join(unknown)}")
     student_branch = str(table.get("student_branch", "student")).strip()
