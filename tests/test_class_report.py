@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import itertools
 import os
 import re
 
@@ -89,11 +90,32 @@ def _expected_failures(examples, spec):
     return tests, failed
 
 
+def report_mismatches(report_dir, spec, examples, extra_failed=None):
+    """Where the CSVs of a class report in ``report_dir`` differ from what examples.toml says (an
+    empty list: none). Usable on any assignment's demo output, e.g. ``graded/rnn_lm/report`` after
+    `course demo rnn_lm`. ``extra_failed``: {student: failed tests} of submissions that are no examples."""
+    tests = [t.grade_id for t in spec.tests]
+    failed = {ex.student_id: set(tests) if ex.kind == "blank" else set(ex.loses) for ex in examples}
+    failed |= extra_failed or {}
+    t = pd.read_csv(report_dir / "tests.csv").set_index("question")
+    co = pd.read_csv(report_dir / "cofailures.csv")
+    both = {(a, b): n for a, b, n in zip(co["test_a"], co["test_b"], co["both"], strict=True)}
+    out = [f"{q}: {t.loc[q, 'failed'] + t.loc[q, 'partial']} failed, expected {sum(q in f for f in failed.values())}"
+           for q in tests if t.loc[q, "failed"] + t.loc[q, "partial"] != sum(q in f for f in failed.values())]
+    out += [f"{a} and {b} fail together {both.get((a, b), 0)} times, expected {n}"
+            for a, b in itertools.combinations(tests, 2)
+            if both.get((a, b), 0) != (n := sum(a in f and b in f for f in failed.values()))]
+    return out
+
+
 def test_demo_writes_the_class_report(examples_gradebook):
     out = examples_gradebook["demo_out"]
     assert "Class report for toy" in out and "report.html" in out
     assert "Every example submission got exactly its expected score." in out
     assert "class report:" in examples_gradebook["report_out"]
+    g = examples_gradebook
+    assert report_mismatches(g["graded"] / "report", g["spec"], g["examples"],
+                             {"kernel_killer": {t.grade_id for t in g["spec"].tests}}) == []
 
 
 def test_pass_rate_per_test_matches_the_examples(examples_gradebook):
