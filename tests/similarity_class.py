@@ -23,15 +23,25 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NAME = "simtoy"
-SKELETONS = {
-    "moving_average": 'def moving_average(xs, w):\n    """Averages of every window of w consecutive values of xs, left to right.\n\n'
+DOCSTRINGS = {
+    "moving_average": '    """Averages of every window of w consecutive values of xs, left to right.\n\n'
                       '    Args:\n        xs: a list of numbers.\n        w: the window length (1 <= w <= len(xs)).\n'
                       '    Returns:\n        A list of len(xs) - w + 1 floats.\n    """\n',
-    "word_counts": 'def word_counts(text):\n    """How many times each word occurs in text (words split on whitespace, lower-cased).\n\n'
+    "word_counts": '    """How many times each word occurs in text (words split on whitespace, lower-cased).\n\n'
                    '    Returns:\n        A dict word -> count.\n    """\n',
-    "top_k": 'def top_k(scores, k):\n    """The k keys of scores with the highest values, highest first (ties: smaller key first).\n\n'
+    "top_k": '    """The k keys of scores with the highest values, highest first (ties: smaller key first).\n\n'
              '    Args:\n        scores: a dict key -> number.\n        k: how many keys to return.\n    """\n',
 }
+# Code the release gives inside the answer cells (as nbgrader leaves what is outside BEGIN/END SOLUTION).
+GIVEN_LINES = {
+    "moving_average": "    if not isinstance(xs, (list, tuple)):\n        raise TypeError(f\"xs must be a list, not {type(xs).__name__}\")\n"
+                      "    xs = [float(value) for value in xs]\n",
+    "word_counts": "    if not isinstance(text, str):\n        raise TypeError(f\"text must be a str, not {type(text).__name__}\")\n",
+    "top_k": "    if not isinstance(scores, dict):\n        raise TypeError(f\"scores must be a dict, not {type(scores).__name__}\")\n"
+             "    k = int(k)\n",
+}
+SKELETONS = {q: f"def {q}({args}):\n" + DOCSTRINGS[q] + GIVEN_LINES[q]
+             for q, args in [("moving_average", "xs, w"), ("word_counts", "text"), ("top_k", "scores, k")]}
 STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
 TESTS = {
     "moving_average": "assert moving_average([1, 2, 3, 4], 2) == [1.5, 2.5, 3.5]",
@@ -190,7 +200,7 @@ def render(a: Answer) -> str:
     body = _indent("\n".join(lines))
     skel = SKELETONS[a.question]
     if not a.keep_docstring:
-        skel = skel.split("\n")[0] + "\n"
+        skel = skel.replace(DOCSTRINGS[a.question], "")
     if rng.random() < 0.5:
         skel += "    # YOUR CODE HERE\n"
     code = skel + body

@@ -89,7 +89,9 @@ def mark_spans(text: str, spans: list[tuple[int, int]], given: list[tuple[int, i
 
     runs: list[list] = []  # [kind, start, end], neighbours of one kind joined
     for a, b in zip(cuts, cuts[1:], strict=False):
-        kind = "given" if inside(a, gave) else "mark" if inside(a, marked) and text[a:b].strip() else ""
+        kind = "given" if inside(a, gave) else "mark" if inside(a, marked) else ""
+        if kind == "mark" and not text[a:b].strip() and not (runs and runs[-1][0] == "mark"):
+            kind = ""  # no highlight starts with blank space (a line break after a given line)
         if runs and runs[-1][0] == kind:
             runs[-1][2] = b
         else:
