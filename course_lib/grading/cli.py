@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="read them on this Dask scheduler's workers instead (they must see the submissions folder)")
     s.add_argument("--dask-timeout", type=float, default=DASK_CONNECT_TIMEOUT, metavar="SECONDS")
-    s.add_argument("--min-score", type=float, default=0.1, metavar="S", help="list pairs from this score up (default 0.1)")
+    s.add_argument("--min-score", type=float, default=0.2, metavar="S", help="list pairs from this score up (default 0.2)")
     s.add_argument("--top", type=int, default=25, metavar="N", help="pairs shown side by side in the page (default 25)")
     s.add_argument("--common", type=float, default=0.5, metavar="SHARE",
                    help="ignore a fingerprint more than this share of the submissions hold (default 0.5; 1 keeps all)")
