@@ -1,7 +1,8 @@
 """A synthetic class for the similarity checker (tests/test_similarity.py, benchmarks/similarity_throughput.py).
 
 A release notebook with three code answers (``moving_average``, ``word_counts``, ``top_k``: each a
-skeleton with a docstring) and two written answers, and student notebooks built from it:
+skeleton with a docstring and a few given lines) and two written answers (``parts`` times over, for a
+longer assignment), and student notebooks built from it:
 
 - independent students: each answer assembled from alternatives chosen at random per slot (argument
   checks, set-up, several algorithms, return forms, an optional helper before or after the function),
@@ -61,18 +62,26 @@ def _meta(**kw):
     return {"nbgrader": d}
 
 
-def release_notebook() -> nbformat.NotebookNode:
-    """The student version: code skeletons that raise, written answers to fill in."""
+def part_id(question: str, part: int) -> str:
+    """The grade_id of ``question`` in part ``part`` (an assignment may repeat the questions in parts)."""
+    return question if part == 1 else f"{question}_{part}"
+
+
+def release_notebook(parts: int = 1) -> nbformat.NotebookNode:
+    """The student version: code skeletons that raise, written answers to fill in (``parts`` times)."""
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     cells = [new_markdown_cell("# A toy assignment\nAnswer every question below.", metadata=_meta(grade_id="intro", locked=True)),
              new_code_cell(GIVEN, metadata=_meta(grade_id="imports", locked=True))]
-    for q, skel in SKELETONS.items():
-        cells.append(new_markdown_cell(f"## {q}\nWrite `{q}`.", metadata=_meta(grade_id=f"about_{q}", locked=True)))
-        cells.append(new_code_cell(skel + STUB, metadata=_meta(grade_id=q, solution=True)))
-        cells.append(new_code_cell(TESTS[q], metadata=_meta(grade_id=f"test_{q}", grade=True, points=1, locked=True)))
-    for q, prompt in PROMPTS.items():
-        cells.append(new_markdown_cell(f"**{q}.** {prompt}", metadata=_meta(grade_id=f"prompt_{q}", locked=True)))
-        cells.append(new_markdown_cell("YOUR ANSWER HERE", metadata=_meta(grade_id=q, solution=True, grade=True, points=2)))
+    for part in range(1, parts + 1):
+        for q, skel in SKELETONS.items():
+            g = part_id(q, part)
+            cells.append(new_markdown_cell(f"## {g}\nWrite `{q}`.", metadata=_meta(grade_id=f"about_{g}", locked=True)))
+            cells.append(new_code_cell(skel + STUB, metadata=_meta(grade_id=g, solution=True)))
+            cells.append(new_code_cell(TESTS[q], metadata=_meta(grade_id=f"test_{g}", grade=True, points=1, locked=True)))
+        for q, prompt in PROMPTS.items():
+            g = part_id(q, part)
+            cells.append(new_markdown_cell(f"**{g}.** {prompt}", metadata=_meta(grade_id=f"prompt_{g}", locked=True)))
+            cells.append(new_markdown_cell("YOUR ANSWER HERE", metadata=_meta(grade_id=g, solution=True, grade=True, points=2)))
     nb.cells = cells
     return nb
 
@@ -214,9 +223,11 @@ def check_solution(sources: dict[str, str]) -> None:
     """Run a student's three answers and the release's tests on them (every generated answer is correct)."""
     env: dict = {}
     exec(GIVEN, env)
-    for q in SKELETONS:
-        exec(sources[q], env)
-        exec(TESTS[q], env)
+    for gid, src in sources.items():
+        q = re.sub(r"_\d+$", "", gid)
+        if q in SKELETONS:
+            exec(src, env)
+            exec(TESTS[q], env)
     assert env["top_k"]({"x": 2, "y": 2, "z": 1}, 5) == ["x", "y", "z"]
     assert env["word_counts"]("") == {}
 
@@ -271,9 +282,10 @@ class Student:
         return {**{q: render(a) for q, a in self.code.items()}, **self.text}
 
 
-def independent_student(rng: random.Random, student_id: str) -> Student:
-    return Student(student_id, {q: random_answer(rng, q) for q in GRAMMARS},
-                   {q: random_text(rng, prompt) for q, prompt in PROMPTS.items()})
+def independent_student(rng: random.Random, student_id: str, parts: int = 1) -> Student:
+    ps = range(1, parts + 1)
+    return Student(student_id, {part_id(q, p): random_answer(rng, q) for p in ps for q in GRAMMARS},
+                   {part_id(q, p): random_text(rng, prompt) for p in ps for q, prompt in PROMPTS.items()})
 
 
 # How each planted copy transforms its source (``copy_of``): code and written answers.
@@ -296,7 +308,7 @@ def planted_copy(rng: random.Random, src: Student, student_id: str, how: str, te
             b.names = random_names(rng, avoid=a.names)
         if "reordered" in how:
             b.swap = not a.swap
-            if b.helper < 0 and q == "moving_average":  # give it something to move
+            if b.helper < 0 and a.question == "moving_average":  # give it something to move
                 b.helper, b.avg = 0, len(AVERAGES) - 1
                 a.helper, a.avg = 0, len(AVERAGES) - 1  # the source defines the same helper, before
             b.helper_after = not a.helper_after
@@ -310,12 +322,13 @@ def planted_copy(rng: random.Random, src: Student, student_id: str, how: str, te
     return Student(student_id, code, text)
 
 
-def make_class(n: int = 40, seed: int = 0, planted: bool = True, blanks: int = 2) -> tuple[list[Student], dict[str, str]]:
+def make_class(n: int = 40, seed: int = 0, planted: bool = True, blanks: int = 2,
+               parts: int = 1) -> tuple[list[Student], dict[str, str]]:
     """``n`` independent students ``s00``..., the planted copies and ``blanks`` blank releases; and
     ``{copy: its source}`` for the planted pairs (the ring's two copies share one source)."""
     rng = random.Random(seed)
     width = max(2, len(str(n - 1)))
-    students = [independent_student(rng, f"s{i:0{width}d}") for i in range(n)]
+    students = [independent_student(rng, f"s{i:0{width}d}", parts) for i in range(n)]
     sources: dict[str, str] = {}
     if planted:
         for k, (cid, (how, text_how)) in enumerate(PLANTED.items()):
@@ -344,10 +357,10 @@ def student_notebook(release: nbformat.NotebookNode, student: Student, pad: byte
     return nb
 
 
-def write_class(folder: Path, students: list[Student], *, pad: bytes = b"") -> Path:
+def write_class(folder: Path, students: list[Student], *, pad: bytes = b"", parts: int = 1) -> Path:
     """``folder/release.ipynb`` and ``folder/subs/<student>/simtoy.ipynb``; returns the release's path."""
     folder.mkdir(parents=True, exist_ok=True)
-    release = release_notebook()
+    release = release_notebook(parts)
     rel = folder / f"{NAME}.ipynb"
     nbformat.write(release, rel)
     for st in students:

@@ -10,6 +10,7 @@ import random
 import re
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -27,9 +28,10 @@ from course_lib.grading.similarity import (
     questions_of,
     read_answers,
 )
-from course_lib.grading.similarity_report import mark_spans, write_report
+from course_lib.grading.similarity_report import filtered_map, mark_spans, write_report
 
 RING = ("copy_ring_1", "copy_ring_2")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_every_planted_pair_ranks_above_every_independent_pair(klass):
     planted = pairs[planted_mask]
     expected = {frozenset((c, s)) for c, s in sources.items()} | {frozenset(RING)}
     assert {frozenset(p) for p in zip(planted.student_a, planted.student_b, strict=True)} == expected
-    assert planted.index.max() == len(expected) - 1  # ranks 1..9 are the planted pairs
+    assert planted.index.max() == len(expected) - 1  # ranks 1..8 are the planted pairs
     independent = pairs[~planted_mask]
     assert planted["score"].min() > independent["score"].max()
     assert planted["score"].min() > 0.5 and independent["score"].max() < 0.35  # with a margin
@@ -344,6 +346,22 @@ def test_the_html_page(klass):
         covered = sum(len(ln) for ln in own if ln in marked)
         assert covered >= 0.8 * sum(len(ln) for ln in own), (own, marked)
     assert re.search(r'<pre class="written">.*<mark>', body, flags=re.S)
+
+
+def test_highlights_map_copydetects_filtered_code_back_token_by_token(klass):
+    """The walk over pygments' tokens gives copydetect's own filtered code, character for character, on
+    every answer of the class and every code cell of a real assignment."""
+    from copydetect.utils import filter_code
+
+    sources = [a for r in klass["result"].compared for a in read_answers(r.notebook).values()]
+    sources += [c.source for c in nbformat.read(ROOT / "notebooks" / "rnn_lm" / "rnn_lm.ipynb", as_version=4).cells
+                if c.cell_type == "code"]
+    for src in sources:
+        filtered = filter_code(src, "a.py", language="python")[0]
+        starts, ends = filtered_map(src, filtered)
+        for ch, s, e in zip(filtered, starts, ends, strict=True):
+            assert ch in src[s:e] or (ch in 'VFOPS"' and e > s), (ch, src[s:e])  # a character of its token
+    assert filtered_map("x = 1", "V=2") is None  # not copydetect's result: the caller falls back
 
 
 def test_mark_spans_escapes_and_keeps_the_text():

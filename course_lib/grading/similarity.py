@@ -66,7 +66,7 @@ class Settings:
     words: int = 4  # written answers: words per n-gram
     common: float = 0.5  # a fingerprint more than this share of the submissions hold is ignored...
     common_min: int = 10  # ... when they are also more than this many (a small class keeps everything)
-    min_score: float = 0.1  # pairs from this overall score up are listed (CSV, HTML table)
+    min_score: float = 0.2  # pairs from this overall score up are listed (CSV, HTML table)
     top: int = 25  # the most similar pairs shown side by side in the HTML page
     cluster: float = 0.5  # clusters link submissions whose score (overall, or on one question) reaches this
     subtract_release: bool = True  # remove the release's own fingerprints (the boilerplate) first

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_text
-from .similarity import DISCLAIMER, OVERALL, SimilarityResult, code_print, read_answers, text_print
+from .similarity import DISCLAIMER, OVERALL, CodePrint, SimilarityResult, code_print, read_answers, text_print
 
 MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
+_STAND_INS = frozenset('VFOPS"')  # what copydetect's filter writes for a name, a class, a string...
 
 
 def write_report(result: SimilarityResult, out: Path) -> dict[str, Path]:
@@ -116,10 +117,16 @@ def given_lines(answer: str, release_cell: str) -> list[tuple[int, int]]:
     return out
 
 
-def filtered_map(source: str) -> tuple[str, np.ndarray, np.ndarray] | None:
-    """copydetect's filtered code with, for each of its characters, the span of ``source`` of the token it
-    comes from (a name's ``V``: the whole name); None if this walk no longer gives copydetect's own result."""
-    from copydetect.utils import filter_code
+@functools.lru_cache(maxsize=2048)
+def _code_print(source: str, settings) -> CodePrint:
+    return code_print(source, settings)  # a report asks for the same answers again and again
+
+
+@functools.lru_cache(maxsize=2048)
+def filtered_map(source: str, filtered: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """For each character of ``filtered`` (copydetect's filtered form of ``source``), the span of ``source``
+    of the token it comes from (a name's ``V``: the whole name); None if this walk over the same pygments
+    tokens does not give copydetect's result."""
     from pygments import lexers, token
 
     variable_tokens = {token.Name, token.Name.Variable, token.Name.Attribute}
@@ -140,10 +147,9 @@ def filtered_map(source: str) -> tuple[str, np.ndarray, np.ndarray] | None:
             out.append(ch)
             starts.append(s)
             ends.append(e)
-    filtered = filter_code(source, "answer.py", language="python")[0]
-    if len(out) != len(filtered):
+    if len(out) != len(filtered) or any(o != f and not (o == "x" and f in _STAND_INS) for o, f in zip(out, filtered, strict=True)):
         return None
-    return filtered, np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
 def code_spans(source: str, shared: np.ndarray, settings) -> list[tuple[int, int]]:
@@ -152,14 +158,14 @@ def code_spans(source: str, shared: np.ndarray, settings) -> list[tuple[int, int
     ``offsets`` where that walk disagrees with it)."""
     from copydetect.utils import get_copied_slices
 
-    p = code_print(source, settings)
+    p = _code_print(source, settings)
     pos = p.idx[np.isin(p.hashes, shared)]
     if not len(pos):
         return []
     slices = get_copied_slices(pos, settings.k).astype(np.int64)
-    fmap = filtered_map(source)
+    fmap = filtered_map(source, p.filtered)
     if fmap is not None:
-        _, starts, ends = fmap
+        starts, ends = fmap
         return [(int(starts[s]), int(ends[e - 1])) for s, e in zip(slices[0], slices[1], strict=True) if e > s]
     if len(p.offsets):
         slices = slices + p.offsets[:, 1][np.clip(np.searchsorted(p.offsets[:, 0], slices), 0, len(p.offsets) - 1)]
@@ -176,7 +182,7 @@ def highlight_pair(a: str, b: str, kind: str, ignored: np.ndarray, settings, giv
     """Both answers as HTML, what they share (beyond the ``ignored`` fingerprints) marked, the lines of
     the release's cell ``given`` shown as such; and how many fingerprints they share."""
     if kind == "code":
-        ha, hb = code_print(a, settings).hashes, code_print(b, settings).hashes
+        ha, hb = _code_print(a, settings).hashes, _code_print(b, settings).hashes
         spans = code_spans
     else:
         ha, hb = text_print(a, settings)[0], text_print(b, settings)[0]
