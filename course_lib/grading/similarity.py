@@ -56,6 +56,7 @@ DISCLAIMER = ("This report is evidence for a human to review, not a verdict. A h
               "anyone copied, or who. Short answers and common idioms can coincide by chance: read the "
               "highlighted answers side by side before concluding anything.")
 KINDS = ("code", "written")
+SMALL_CLASS = 100  # fewer submissions than this are fingerprinted in this process unless workers is given
 OVERALL = "overall"
 
 
@@ -339,8 +340,9 @@ def compare_submissions(release, submissions, *, name: str | None = None, settin
 
     ``release``: the student version of the notebook (its answer cells are the questions, its code and
     text the boilerplate). ``roster``: a CSV ``folder,student_id`` (:func:`.submissions.read_roster`).
-    ``workers`` processes fingerprint the notebooks (``None``: one per core), or the workers of
-    ``dask_scheduler``, which must see the submissions at the same path."""
+    ``workers`` processes fingerprint the notebooks (``None``: one per core, or this process alone for
+    fewer than :data:`SMALL_CLASS` submissions), or the workers of ``dask_scheduler``, which must see the
+    submissions at the same path."""
     t0 = time.perf_counter()
     settings = settings or Settings()
     release, submissions = Path(release), Path(submissions)
@@ -362,7 +364,9 @@ def compare_submissions(release, submissions, *, name: str | None = None, settin
     todo = [(r.safe_id, r.notebook) for r in by_safe.values()]
     t_found = time.perf_counter()
 
-    workers = max(1, int(workers or default_workers()))
+    if workers is None:  # a spawned process costs seconds to start: worth it for a large class only
+        workers = default_workers() if len(todo) >= SMALL_CLASS else 1
+    workers = max(1, int(workers))
     chunk = chunk or max(1, min(50, math.ceil(len(todo) / (4 * workers))))
     jobs = [SimilarityJob(todo[i:i + chunk], questions, settings) for i in range(0, len(todo), chunk)]
     prints: dict[str, dict[str, np.ndarray]] = {}
