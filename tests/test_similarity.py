@@ -407,3 +407,13 @@ def test_the_command_line(klass, tmp_path, capsys):
     code = cli.main(["--workdir", str(tmp_path / "ws"), "similarity", "simtoy", str(tmp_path / "none"),
                      "--release", str(klass["release"]), "--output", str(tmp_path / "out2")])
     assert code == 1 and "0 of 0 submissions compared" in capsys.readouterr().out
+
+
+def test_the_demo_step(klass, tmp_path):
+    from course_lib.grading.similarity_report import demo_lines
+
+    lines = demo_lines("simtoy", klass["release"], klass["folder"] / "subs", tmp_path / "sim")
+    assert lines[0].startswith("Similarity of simtoy's example submissions")
+    assert any(line.startswith("49 of 49 submissions compared") for line in lines) and DISCLAIMER in lines
+    assert lines[-1] == "sharing nothing beyond the release with any other: blank1, blank2"
+    assert (tmp_path / "sim" / "report.html").is_file()

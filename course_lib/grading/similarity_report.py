@@ -282,5 +282,8 @@ def demo_lines(name: str, release: Path, submissions: Path, out: Path) -> list[s
     result = compare_submissions(release, submissions, name=name, settings=Settings(common=1.0), workers=1,
                                  log=lambda *a: None)
     paths = write_report(result, out)
+    paired = set(result.pairs["student_a"]) | set(result.pairs["student_b"])
+    alone = [r.student_id for r in result.compared if r.student_id not in paired]
     return [f"Similarity of {name}'s example submissions (all edits of the reference solution: they should look alike):",
-            *summary_lines(result, paths, top=5)]
+            *summary_lines(result, paths, top=5),
+            f"sharing nothing beyond the release with any other: {', '.join(alone) if alone else 'none'}"]
