@@ -417,3 +417,11 @@ def test_the_demo_step(klass, tmp_path):
     assert any(line.startswith("49 of 49 submissions compared") for line in lines) and DISCLAIMER in lines
     assert lines[-1] == "sharing nothing beyond the release with any other: blank1, blank2"
     assert (tmp_path / "sim" / "report.html").is_file()
+
+
+def test_without_copydetect_the_command_says_what_to_install(klass, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "copydetect", None)  # import copydetect raises ImportError
+    code = cli.main(["similarity", "simtoy", str(klass["folder"] / "subs"), "--release", str(klass["release"])])
+    assert code == 2 and "pip install 'course-lib[grading]'" in capsys.readouterr().err

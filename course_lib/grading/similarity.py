@@ -124,9 +124,19 @@ class CodePrint:
     idx: np.ndarray
 
 
-def code_print(source: str, settings: Settings) -> CodePrint:
-    from copydetect.utils import filter_code, winnow
+def copydetect_utils():
+    """``copydetect.utils`` (its filter, winnowing and copied slices), or a clear error without it."""
+    try:
+        from copydetect import utils
+    except ImportError as exc:
+        raise GradingError(f"course similarity needs the 'copydetect' package ({exc}). Install it with "
+                           "pip install 'course-lib[grading]' (or: pip install copydetect==0.5.0).") from None
+    return utils
 
+
+def code_print(source: str, settings: Settings) -> CodePrint:
+    utils = copydetect_utils()
+    filter_code, winnow = utils.filter_code, utils.winnow
     if not source.strip():
         empty = np.zeros(0, dtype=np.int64)
         return CodePrint(source, "", np.zeros((0, 2), dtype=np.int64), empty, empty)
@@ -346,6 +356,7 @@ def compare_submissions(release, submissions, *, name: str | None = None, settin
     fewer than :data:`SMALL_CLASS` submissions), or the workers of ``dask_scheduler``, which must see the
     submissions at the same path."""
     t0 = time.perf_counter()
+    copydetect_utils()  # here, before any worker starts
     settings = settings or Settings()
     release, submissions = Path(release), Path(submissions)
     name = name or release.stem
