@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import similarity_class as sc
 
 from course_lib.grading.similarity import compare_submissions, read_answers
-from course_lib.grading.similarity_report import write_report
+from course_lib.grading.similarity_report import _code_print, filtered_map, write_report
 
 
 def naive_seconds(subs: Path, students: list[str], sample: int, seed: int = 0) -> tuple[float, int]:
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
         rows, results = [], {}
 
         def run(label, workers, **kw):
+            _code_print.cache_clear()  # each run's report fingerprints its answers afresh
+            filtered_map.cache_clear()
             t0 = time.perf_counter()
             res = compare_submissions(release, subs, workers=workers, log=lambda *a: None, **kw)
             t1 = time.perf_counter()
