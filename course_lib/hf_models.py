@@ -15,10 +15,11 @@ with ``tokenizers`` on course data (WikiText-2's training split, tokenized versi
 training reviews), wrapped as a ``transformers`` GPT-2 tokenizer (``<|endoftext|>`` is its
 beginning, end and unknown token, as in ``gpt2``; like ``gpt2`` it has no padding token until the
 notebook sets ``pad_token = eos_token``; ``model_max_length`` is the model's context); a
-``GPT2LMHeadModel`` of a small ``GPT2Config``; pretrained briefly on **IMDB training reviews** only,
-another domain than WikiText, as GPT-2 was pretrained on WebText: so fine-tuning on WikiText-2 has
-something to learn, and the perplexity before fine-tuning is that of a real (if small) language
-model, not of random weights. The result is cached under ``course_lib.data.cache_dir()/hf_models/``
+``GPT2LMHeadModel`` of a small ``GPT2Config``; pretrained briefly on a mix of mostly **IMDB training
+reviews** and some WikiText-2 training rows from *after* the first 10 % of the split (the rows the
+handout fine-tunes on are never seen), as GPT-2 was pretrained on web text of many kinds: so the
+perplexity before fine-tuning is that of a real (if small) language model that has met this kind
+of text, and fine-tuning on the first 10 % still has much to teach it. The result is cached under ``course_lib.data.cache_dir()/hf_models/``
 in a folder named by a hash of its settings (:class:`LocalGPT2`): built once (minutes at the laptop
 scale, seconds at the fast scale), then reused; ``meta.json`` there records the settings, the
 build's seconds and the pretraining loss.
@@ -55,7 +56,8 @@ import torch
 __all__ = [
     "LocalGPT2", "LOCAL_SCALES", "EOS", "HUB_MODEL", "HUB_DATASET", "hub_offline", "hub_reachable",
     "default_model_name", "load_model_and_tokenizer", "local_gpt2", "build_local_gpt2", "train_tokenizer",
-    "local_model_dir", "read_meta", "load_wikitext", "load_wikitext_texts", "wikitext_source", "imdb_reviews",
+    "local_model_dir", "read_meta", "pretraining_corpus", "load_wikitext", "load_wikitext_texts", "wikitext_source",
+    "imdb_reviews",
     "describe_model",
 ]
 
@@ -75,8 +77,10 @@ class LocalGPT2:
     The tokenizer is trained on the first ``tokenizer_lines`` lines of WikiText-2's training split
     (None: all) and ``tokenizer_reviews`` IMDB training reviews; the model is pretrained for
     ``pretrain_steps`` AdamW steps of ``batch_size`` blocks of ``n_positions`` tokens, cut from
-    ``pretrain_reviews`` IMDB training reviews (shuffled with ``seed``; each review ends in
-    ``<|endoftext|>``), the learning rate warmed up linearly over ``warmup_steps`` and decayed to 0
+    ``pretrain_reviews`` IMDB training reviews (shuffled with ``seed``) and the first
+    ``pretrain_wikitext_rows`` non-blank rows of WikiText-2's training split after its first
+    ``pretrain_wikitext_skip`` (a fraction of the rows: the handout fine-tunes on the first 10 %),
+    each text ending in ``<|endoftext|>``, the blocks shuffled; the learning rate warmed up linearly over ``warmup_steps`` and decayed to 0
     on a cosine. ``heldout_blocks`` blocks are kept aside to measure the pretraining's own
     validation perplexity.
     """
@@ -88,7 +92,9 @@ class LocalGPT2:
     n_head: int = 4
     tokenizer_lines: int | None = None
     tokenizer_reviews: int = 5000
-    pretrain_reviews: int = 12500
+    pretrain_reviews: int = 5000
+    pretrain_wikitext_rows: int = 5000
+    pretrain_wikitext_skip: float = 0.1
     pretrain_steps: int = 600
     batch_size: int = 16
     lr: float = 2e-3
@@ -112,7 +118,7 @@ class LocalGPT2:
 LOCAL_SCALES: dict[str, LocalGPT2] = {
     "laptop": LocalGPT2(),
     "fast": LocalGPT2(vocab_size=512, n_positions=64, n_embd=32, n_layer=2, n_head=2, tokenizer_lines=3000,
-                      tokenizer_reviews=300, pretrain_reviews=300, pretrain_steps=30, batch_size=8, lr=3e-3,
+                      tokenizer_reviews=300, pretrain_reviews=300, pretrain_wikitext_rows=100, pretrain_steps=30, batch_size=8, lr=3e-3,
                       warmup_steps=5, heldout_blocks=8),
 }
 
@@ -192,7 +198,8 @@ def describe_model(name_or_path: str | os.PathLike) -> str:
         return f"a local model in {name_or_path}"
     return (f"{s['n_layer']} layers of {s['n_embd']}, {s['n_head']} heads, context {s['n_positions']}, "
             f"{meta.get('num_parameters', 0) / 1e6:.1f} million parameters, a {s['vocab_size']}-token byte-level BPE, "
-            f"pretrained on {meta.get('pretrain_tokens', 0) / 1e6:.2f} million tokens of IMDB reviews "
+            f"pretrained on {meta.get('pretrain_tokens', 0) / 1e6:.2f} million tokens of IMDB reviews and "
+            f"WikiText-2 rows after its first {s.get('pretrain_wikitext_skip', 0):.0%} "
             f"(held-out perplexity {meta.get('heldout_ppl') or float('nan'):.1f})")
 
 
@@ -290,6 +297,14 @@ def _tokenizer_corpus(settings: LocalGPT2) -> list[str]:
     return lines + imdb_reviews(settings.tokenizer_reviews, seed=settings.seed + 1)
 
 
+def pretraining_corpus(settings: LocalGPT2) -> list[str]:
+    """The texts the local model is pretrained on: IMDB reviews, then WikiText-2 training rows from
+    after the first ``pretrain_wikitext_skip`` of the split (see :class:`LocalGPT2`)."""
+    rows = _course_lines("train")
+    later = [t for t in rows[_head(len(rows), settings.pretrain_wikitext_skip):] if t]
+    return imdb_reviews(settings.pretrain_reviews, seed=settings.seed) + later[: settings.pretrain_wikitext_rows]
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
     """A byte-level BPE (the GPT-2 scheme: bytes mapped to printable characters, no prefix space)
     trained with ``tokenizers`` on ``texts``, wrapped as a ``transformers`` GPT-2 tokenizer whose
@@ -382,7 +397,7 @@ def build_local_gpt2(folder: str | os.PathLike, settings: LocalGPT2 | None = Non
     if tokenizer_texts is None:
         tokenizer_texts = _tokenizer_corpus(settings)
     if pretrain_texts is None:
-        pretrain_texts = imdb_reviews(settings.pretrain_reviews, seed=settings.seed)
+        pretrain_texts = pretraining_corpus(settings)
     t_data = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -402,7 +417,7 @@ def build_local_gpt2(folder: str | os.PathLike, settings: LocalGPT2 | None = Non
         raise ValueError(f"{len(train)} pretraining blocks are fewer than one batch of {settings.batch_size}: "
                          "give more pretraining text")
     t2 = time.perf_counter()
-    losses = _pretrain(model, train, settings, g)
+    losses = _pretrain(model, train, settings, g, say=say)
     t_pretrain = time.perf_counter() - t2
     heldout_loss = _mean_loss(model, heldout, settings.batch_size) if len(heldout) else float("nan")
 
@@ -442,9 +457,10 @@ def _lr_factor(step: int, settings: LocalGPT2) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _pretrain(model, blocks: torch.Tensor, settings: LocalGPT2, generator: torch.Generator) -> list[dict]:
+def _pretrain(model, blocks: torch.Tensor, settings: LocalGPT2, generator: torch.Generator,
+              say: Callable[[str], object]) -> list[dict]:
     """AdamW on batches of ``blocks`` (reshuffled at each pass), gradients clipped to norm 1; the
-    mean training loss of every tenth of the steps."""
+    mean training loss of every tenth of the steps (also said)."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
@@ -469,6 +485,7 @@ def _pretrain(model, blocks: torch.Tensor, settings: LocalGPT2, generator: torch
         if (step + 1) % every == 0 or step + 1 == settings.pretrain_steps:
             losses.append({"step": step + 1, "loss": sum(running) / len(running)})
             running = []
+            say(f"  pretraining step {step + 1}/{settings.pretrain_steps}: loss {losses[-1]['loss']:.3f}")
     return losses
 
 
