@@ -10,6 +10,7 @@ TORCH_VERSION ?= 2.13.0
 RUFF_VERSION ?= 0.17.6
 # The Hugging Face packages of the GPT-2 part (the `hf` extra sets lower bounds), pinned here
 # to versions tested together; installing them leaves the CPU torch above as it is.
+GRADING_PINS ?= copydetect==0.5.0
 HF_PINS ?= transformers==5.25.0 peft==0.21.2 tokenizers==0.23.3 accelerate==1.16.0 datasets==5.2.0
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)-ruff$(RUFF_VERSION)
 WORKDIR ?= build/demo
@@ -62,7 +63,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install -q -e '.[dev]' ruff==$(RUFF_VERSION) $(HF_PINS) torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install -q -e '.[dev]' ruff==$(RUFF_VERSION) $(GRADING_PINS) $(HF_PINS) torch==$(TORCH_VERSION)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
