@@ -83,7 +83,7 @@ def test_fast_run_end_to_end(fast, env):
         assert [h["epoch"] for h in r.history] == list(range(1, config.epochs + 1))
         assert all(h["valid_ppl"] > 1 and h["train_loss"] > 0 for h in r.history)
         assert r.history[-1]["valid_ppl"] == pytest.approx(r.ppl, rel=1e-6)  # the last epoch is the final model
-        assert r.train_seconds > 0
+        assert r.train_seconds > 0 and r.train_cpu_seconds > 0
         logged = [json.loads(line) for line in (r.log_dir / "epochs.jsonl").read_text().splitlines()]
         assert [row["valid_ppl"] for row in logged] == [h["valid_ppl"] for h in r.history]
     assert full.ppl < before.ppl  # even a few steps of full fine-tuning help the toy model
@@ -141,6 +141,11 @@ def test_conclusions():
     assert not gf.conclusions(synthetic(lora_trainable=20_000_000))["checks"]["lora_trains_few_parameters"]
     assert not gf.conclusions(synthetic(lora_trainable=0))["checks"]["lora_trains_few_parameters"]
     assert not gf.conclusions(synthetic(lora_seconds=900))["checks"]["lora_is_faster"]
+    timed = synthetic(lora_seconds=900)  # the wall clock says slower, the CPU time (where given) faster
+    timed["full"]["train_cpu_seconds"], timed["lora"]["train_cpu_seconds"] = 800, 500
+    assert gf.conclusions(timed)["checks"]["lora_is_faster"]
+    timed["lora"]["train_cpu_seconds"] = 850
+    assert not gf.conclusions(timed)["checks"]["lora_is_faster"]
     bad = synthetic()
     bad["full"]["handout_ppl"] = 28.0
     assert not gf.conclusions(bad)["checks"]["handout_count_is_too_low"]
