@@ -191,3 +191,47 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
     # the conclusions Problem 3's questions rely on most must hold at the laptop scale
     for key in ("adaptive_beats_sgd", "momentum_beats_sgd", "deeper_costs_time"):
         assert recomputed[key], f"the recorded gpt_attention laptop run does not show {key}"
+
+
+def test_sentiment_lstm_laptop_recording_shows_its_conclusions():
+    """sentiment_and_gpt2 part 2 at the laptop scale: the handout's LSTM on every review of the three
+    splits, truncated shorter. Recomputed from the history: the best epoch (lowest validation loss),
+    the test accuracy from the confusion matrix, the conclusions; at least 80 % test accuracy within
+    30 minutes of training and evaluation."""
+    data = load_recorded("sentiment_lstm", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "sentiment_lstm" and data["notebook"] == "sentiment_and_gpt2"
+    assert list(data["runs"]) == ["LSTM"]
+    run = data["runs"]["LSTM"]
+    c, hist = run["config"], run["history"]
+    assert c["scale"] == "laptop" and not c["subset"] and not c["bidirectional"]
+    assert {k: c[k] for k in data["scale_settings"]} == data["scale_settings"]
+    handout = {"min_freq": 5, "batch_size": 96, "embedding_dim": 64, "hidden_dim": 100, "output_dim": 2, "n_layers": 1,
+               "dropout_rate": 0.0, "optimizer": "adam", "lr": 0.002, "warmup_steps": 200,
+               "epochs": 5, "seed": 2, "max_length": 256}
+    assert {k: c[k] for k in handout if k not in data["scale_settings"]} == {
+        k: v for k, v in handout.items() if k not in data["scale_settings"]}
+    assert (c["train_reviews"], c["valid_reviews"], c["test_reviews"]) == (None, None, None)
+    assert [h["epoch"] for h in hist] == list(range(1, c["epochs"] + 1))
+    assert all(h["train_reviews"] == 35_000 for h in hist)
+    valid_loss = [h["valid_loss"] for h in hist]
+    best = hist[valid_loss.index(min(valid_loss))]
+    assert run["best_epoch"] == best["epoch"] and run["best_valid_acc"] == best["valid_acc"]
+    confusion = run["confusion"]
+    assert sum(map(sum, confusion)) == 10_000
+    assert run["test_acc"] == pytest.approx((confusion[0][0] + confusion[1][1]) / 10_000)
+    assert run["example"]["predicted"] in ("positive", "negative") and 0.5 <= run["example"]["probability"] <= 1
+    # the budget: training and validation of every epoch, plus the test pass, under 30 minutes
+    minutes = sum(h["seconds"] for h in hist) / 60
+    assert run["minutes"] == pytest.approx(minutes) and data["total_minutes"] == pytest.approx(minutes)
+    assert minutes <= 30
+
+    train_loss = [h["train_loss"] for h in hist]
+    recomputed = {
+        "reaches the target": run["test_acc"] >= 0.80,
+        "training loss falls every epoch": all(b < a for a, b in itertools.pairwise(train_loss)),
+        "validation loss turns up": valid_loss[-1] > min(valid_loss) and train_loss[-1] < best["train_loss"],
+        "test close to validation": abs(run["test_acc"] - best["valid_acc"]) <= 0.02,
+        "example predicted correctly": run["example"]["predicted"] == run["example"]["actual"],
+    }
+    assert run["conclusions"]["checks"] == recomputed  # what the record says holds, holds in its numbers
+    assert recomputed["reaches the target"], "the laptop setting must reach 80 % test accuracy"

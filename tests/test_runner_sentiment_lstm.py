@@ -22,7 +22,7 @@ from course_lib.runners import sentiment_lstm as sl
 from course_lib.runners.sentiment_lstm import AUTOGRADE, FAST, FULL, LAPTOP, RUNS, Config, RunResult, config_for
 from course_solutions import layers
 
-HISTORY = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "train_reviews", "train_seconds",
+HISTORY = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "train_reviews", "train_seconds", "cpu_seconds",
            "valid_seconds", "seconds", "reviews_per_s", "finished_at"]
 TRAIN_BATCHES = math.ceil(imdb.SUBSET_COUNTS["train"] / FAST["batch_size"])  # 44
 VALID_BATCHES = math.ceil(imdb.SUBSET_COUNTS["valid"] / FAST["batch_size"])  # 7
@@ -83,10 +83,13 @@ def test_config_for_every_scale():
     full = config_for("LSTM", "full")
     assert full == dataclasses.replace(RUNS["LSTM"], scale="full")
     assert {k: getattr(full, k) for k in FULL} == FULL
-    # the handout's starter: HyperParams and ConstantWithWarmup(200)
-    assert (full.max_length, full.batch_size, full.embedding_dim, full.hidden_dim, full.output_dim) == (256, 96, 1, 100, 2)
+    # the handout's starter: HyperParams and ConstantWithWarmup(200), with embeddings of 64 and Adam
+    assert (full.max_length, full.batch_size, full.embedding_dim, full.hidden_dim, full.output_dim) == (256, 96, 64, 100, 2)
     assert (full.n_layers, full.dropout_rate, full.epochs, full.seed, full.min_freq) == (1, 0.0, 5, 2, 5)
-    assert (full.optimizer, full.lr, full.momentum, full.warmup_steps) == ("sgd", 0.01, 0.9, 200)
+    assert (full.optimizer, full.lr, full.warmup_steps) == ("adam", 0.002, 200)
+    starter = Config(**{**FULL, **sl.STARTER})
+    assert (starter.embedding_dim, starter.optimizer, starter.lr, starter.momentum) == (1, "sgd", 0.01, 0.9)
+    assert Config() == Config(**FULL), "the Config defaults are the full settings"
     assert not full.subset and (full.train_reviews, full.valid_reviews, full.test_reviews) == (None, None, None)
     laptop = config_for("LSTM", "laptop")
     assert dataclasses.replace(laptop, **{k: getattr(full, k) for k in (*LAPTOP, "scale")}) == full
@@ -117,7 +120,7 @@ def test_config_for_default_scale_autograde_and_errors(monkeypatch):
 def test_warmup_schedule():
     full = config_for("LSTM", "full")
     assert [full.lr_at(s) for s in (1, 2, 100, 200, 201, 5000)] == pytest.approx(
-        [0.01 / 200, 0.02 / 200, 0.005, 0.01, 0.01, 0.01])
+        [0.002 / 200, 0.004 / 200, 0.001, 0.002, 0.002, 0.002])
     assert config_for("LSTM", "fast").lr_at(1) == FAST["lr"]  # no warmup
 
 
