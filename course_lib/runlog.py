@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import inspect
 import json
 import os
 import random
@@ -235,17 +236,46 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def _own_callees(fn) -> list:
+    """The functions and classes ``fn``'s code names that are defined in ``fn``'s own module (a
+    notebook's, or the same library module): the helpers it calls, whose code decides what it computes."""
+    module, names, found = getattr(fn, "__module__", None), set(), []
+
+    def collect(code):
+        names.update(code.co_names)
+        for const in code.co_consts:
+            if hasattr(const, "co_code"):
+                collect(const)
+
+    collect(fn.__code__)
+    scope = getattr(fn, "__globals__", {})
+    for name in sorted(names):
+        obj = scope.get(name)
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and getattr(obj, "__module__", None) == module:
+            found.append(obj)
+    return found
+
+
 def code_fingerprint(*functions: Callable) -> str:
-    """A hash of the code of ``functions`` (bytecode, names and constants, as :func:`model_fingerprint`
-    hashes methods): a log written by other code is not resumed. Works for functions defined in a
-    notebook."""
+    """A hash of the code of ``functions`` and of the functions and classes of their own module that
+    they use, transitively (bytecode, names and constants, as :func:`model_fingerprint` hashes
+    methods): a log written by other code is not resumed, even when only a helper changed. Works for
+    functions defined in a notebook."""
     h = hashlib.sha256()
-    for fn in functions:
-        fn = getattr(fn, "__func__", fn)
-        code = getattr(fn, "__code__", None)
+    seen: set[int] = set()
+    pending = [getattr(fn, "__func__", fn) for fn in functions]
+    while pending:
+        fn = pending.pop(0)
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
         h.update(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}\n".encode())
-        if code is not None:
-            _code_digest(h, code)
+        if inspect.isclass(fn):
+            _class_digest(h, fn)
+            continue
+        if getattr(fn, "__code__", None) is not None:
+            _code_digest(h, fn.__code__)
+            pending.extend(_own_callees(fn))
     return h.hexdigest()[:16]
 
 

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import math
 
 import pytest
 
@@ -191,6 +192,43 @@ def test_gpt_attention_laptop_recording_shows_its_conclusions():
     # the conclusions Problem 3's questions rely on most must hold at the laptop scale
     for key in ("adaptive_beats_sgd", "momentum_beats_sgd", "deeper_costs_time"):
         assert recomputed[key], f"the recorded gpt_attention laptop run does not show {key}"
+
+
+def test_word_lm_ptb_laptop_recording_shows_its_conclusions():
+    """The four runs of the handout at the laptop scale: without dropout the validation / training
+    ratio grows past 1.5; dropout narrows it and gives the better validation perplexity, for both cells.
+    Recomputed from the histories; the training cost fits the laptop budget in CPU time of one thread."""
+    data = load_recorded("word_lm_ptb", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "word_lm_ptb"
+    runs = data["runs"]
+    assert list(runs) == ["LSTM", "GRU", "LSTM + dropout", "GRU + dropout"]
+    for name, run in runs.items():
+        c, hist = run["config"], run["history"]
+        assert c["scale"] == "laptop" and (c["rnn_type"], c["dropout"] > 0) == (name.split()[0].lower(), "dropout" in name)
+        assert (c["num_layers"], c["hidden_size"], c["batch_size"], c["bptt"], c["max_norm"]) == (2, 200, 20, 20, 5.0)
+        assert [h["epoch"] for h in hist] == list(range(1, c["epochs"] + 1))
+        dev = [h["dev_ppl"] for h in hist]
+        assert run["best_dev_ppl"] == pytest.approx(min(dev)) and run["best_epoch"] == 1 + dev.index(min(dev))
+        assert run["train_ppl"] == pytest.approx(hist[dev.index(min(dev))]["train_ppl"])
+        assert 1 < run["test_ppl"] < 2 * run["best_dev_ppl"]
+
+    def ratio(h):
+        return h["dev_ppl"] / h["train_ppl"]
+
+    def best(name):
+        hist = runs[name]["history"]
+        return min(hist, key=lambda h: h["dev_ppl"])
+
+    recomputed = {}
+    for cell in ("LSTM", "GRU"):
+        hist = runs[cell]["history"]
+        third = hist[math.ceil(len(hist) / 3) - 1]
+        recomputed[f"{cell}: the gap grows without dropout"] = ratio(hist[-1]) > 1.5 and ratio(hist[-1]) > ratio(third)
+        recomputed[f"{cell}: dropout narrows the gap"] = ratio(best(f"{cell} + dropout")) < ratio(best(cell))
+        recomputed[f"{cell}: dropout improves validation"] = (best(f"{cell} + dropout")["dev_ppl"]
+                                                               < best(cell)["dev_ppl"])
+    assert data["conclusions"]["checks"] == recomputed
+    assert all(recomputed.values()), {k for k, v in recomputed.items() if not v}
 
 
 def test_sentiment_lstm_laptop_recording_shows_its_conclusions():

@@ -112,3 +112,24 @@ def test_code_fingerprint_of_methods_builtins_and_nested_code():
     assert code_fingerprint(A().run) == code_fingerprint(A.run)  # a bound method: its function
     assert code_fingerprint(A.run) != code_fingerprint(B.run)
     assert code_fingerprint(len) == code_fingerprint(len) != code_fingerprint(abs)  # no __code__: the name
+
+
+def test_code_fingerprint_follows_the_helpers_a_function_calls():
+    """A log must not be read back after a student fixes a helper that train_step calls: the fingerprint
+    covers the functions and classes of the same module that the passed functions use, transitively."""
+    from course_lib.runlog import code_fingerprint
+
+    def make(helper_body):
+        scope: dict = {"__name__": "__main__"}
+        exec("def clip(x):\n    return " + helper_body + "\n"
+             "def outer(x):\n    return inner(x)\n"
+             "def inner(x):\n    return clip(x) + 1\n"
+             "def step(x):\n    return outer(x) * 2\n", scope)
+        return scope["step"]
+
+    assert code_fingerprint(make("x")) == code_fingerprint(make("x"))
+    assert code_fingerprint(make("x")) != code_fingerprint(make("min(x, 5)"))  # two calls away from step
+    # recursion and builtins do not trip it
+    scope: dict = {"__name__": "__main__"}
+    exec("def f(n):\n    return 1 if n < 1 else n * f(n - 1) + len([n])\n", scope)
+    assert len(code_fingerprint(scope["f"])) == 16

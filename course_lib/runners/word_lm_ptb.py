@@ -108,7 +108,7 @@ LOG_FORMAT = 1
 LAPTOP = {"train_words": 100_000, "epochs": 18, "lr_decay": 0.5, "decay_from": 13}
 LAPTOP_LR = {"lstm": 4.0, "gru": 1.0}
 LAPTOP_DROPOUT = {"dropout": 0.5, "epochs": 24, "decay_from": 19}
-LAPTOP_MINUTES = 45
+LAPTOP_MINUTES = 45  # 84 epochs of 31-33 s on one free CPU thread (the recording, on a shared CPU, took longer)
 #: What the ``fast`` scale changes: slices of every split, a small model, 2 epochs.
 FAST = {"train_words": 6_000, "dev_words": 2_000, "test_words": 2_000, "epochs": 2,
         "embedding_size": 32, "hidden_size": 32}
