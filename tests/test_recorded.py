@@ -273,3 +273,44 @@ def test_sentiment_lstm_laptop_recording_shows_its_conclusions():
     }
     assert run["conclusions"]["checks"] == recomputed  # what the record says holds, holds in its numbers
     assert recomputed["reaches the target"], "the laptop setting must reach 80 % test accuracy"
+
+
+def test_gpt2_finetune_laptop_recording_shows_its_conclusions():
+    """sentiment_and_gpt2 part 3 at the laptop scale: the course's own small GPT-2, before fine-tuning,
+    fully fine-tuned and LoRA-tuned on a slice of WikiText-2. Recomputed from the record's numbers: the
+    perplexities fall in the handout's order (before > LoRA > full), LoRA trains r * (in + out) parameters
+    per c_attn layer, a few per cent of the model, and the comparison fits 20 minutes of a 2-core CPU
+    (the pretraining of the model is cached and timed apart)."""
+    data = load_recorded("gpt2_finetune", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "gpt2_finetune"
+    c, build, methods = data["config"], data["model_build"], data["methods"]
+    assert c["model"] == "local:laptop" and data["model_name"] == "local"
+    assert (c["lora_r"], c["lora_alpha"], c["lora_dropout"]) == (64, 16, 0.1)
+    s = build["settings"]
+    assert list(methods) == ["before", "full", "lora"]
+    assert methods["before"]["trainable"] == 0
+    assert methods["full"]["trainable"] == build["num_parameters"] == methods["lora"]["parameters"]
+    assert methods["lora"]["trainable"] == s["n_layer"] * c["lora_r"] * (s["n_embd"] + 3 * s["n_embd"])
+    for key in ("full", "lora"):
+        hist = methods[key]["history"]
+        assert [h["epoch"] for h in hist] == list(range(1, c["epochs"] + 1))
+        assert hist[-1]["valid_ppl"] == pytest.approx(methods[key]["ppl"], rel=1e-6)
+    ppl = {k: m["ppl"] for k, m in methods.items()}
+    recomputed = {
+        "finetuning_lowers_perplexity": ppl["full"] < ppl["before"] and ppl["lora"] < ppl["before"],
+        "full_beats_lora": ppl["full"] < ppl["lora"],
+        "lora_trains_few_parameters": 0 < methods["lora"]["trainable"] < 0.1 * methods["full"]["trainable"],
+        "lora_is_faster": (methods["lora"]["train_cpu_seconds"] < methods["full"]["train_cpu_seconds"]
+                           if methods["lora"]["train_cpu_seconds"] and methods["full"]["train_cpu_seconds"]
+                           else methods["lora"]["train_seconds"] < methods["full"]["train_seconds"]),
+        "handout_count_is_too_low": all(m["handout_ppl"] < m["ppl"] for m in methods.values()),
+    }
+    assert data["conclusions"]["checks"] == recomputed
+    for key in ("finetuning_lowers_perplexity", "full_beats_lora", "lora_trains_few_parameters",
+                "handout_count_is_too_low"):
+        assert recomputed[key], f"the recorded gpt2_finetune laptop run does not show {key}"
+    # the budget: the three methods (evaluations included), the cached pretraining apart
+    assert sum(m["train_seconds"] for m in methods.values()) / 60 == pytest.approx(data["fine_tuning_minutes"])
+    assert data["fine_tuning_minutes"] <= data["total_minutes"] <= 20
+    assert build["seconds"]["pretrain"] > 0 and build["pretrain_tokens"] == s["pretrain_steps"] * s["batch_size"] * s[
+        "n_positions"]
