@@ -42,7 +42,7 @@ validation accuracy after 600 steps on 19,200 reviews, where Adam at 0.001 had 0
 - ``full`` (the default with CUDA): ``FULL``; the handout reports 87.3 % test accuracy. Measured on a
   CPU (the same computation; no GPU was at hand): 85.9 % test accuracy, best validation loss 0.363
   at epoch 4 (85.4 % validation accuracy, 86.4 % at epoch 5), training accuracy 0.946 at epoch 5
-  (the handout's 0.940), 40 minutes with one thread on a shared CPU. ``BiLSTM`` is the first thing
+  (the handout's 0.940), 38 minutes with one thread on a shared CPU. ``BiLSTM`` is the first thing
   to try where the target matters.
 - ``laptop`` (the default without CUDA): the same with each review cut to its first 128 tokens
   (``LAPTOP``), every split whole. Recorded (``course_solutions/recorded/sentiment_lstm-laptop.json``,
