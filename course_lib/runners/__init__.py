@@ -4,25 +4,50 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import re
 from pathlib import Path
 
+_ADVICE = ("Pass your own model (model_factory=..., and loss_fn=/generate_fn= where asked), as the notebook does.")
 
-def reference_layers():
-    """The instructor's reference models (``course_solutions.layers``), for the command-line runs.
+
+def reference_layers(module: str = "course_solutions.layers", advice: str = _ADVICE):
+    """The instructor's reference models and functions (``module``, default ``course_solutions.layers``),
+    for the command-line runs.
 
     They are instructor material and not part of the student package: students pass their own
-    classes and functions (``model_factory=``, ``loss_fn=``, ...), as the notebooks do.
+    classes and functions (``model_factory=``, ``loss_fn=``, ...), as the notebooks do; where the
+    package is absent the error says so and ends with ``advice``.
     """
     try:
-        return importlib.import_module("course_solutions.layers")
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("course_solutions", "course_solutions.layers"):
+        if exc.name not in ("course_solutions", module):
             raise
         raise RuntimeError(
-            "The reference models (course_solutions) are instructor material and not installed here. "
-            "Pass your own model (model_factory=..., and loss_fn=/generate_fn= where asked), as the "
-            "notebook does."
+            f"The reference models (course_solutions) are instructor material and not installed here. {advice}"
         ) from None
+
+
+def with_references(given: dict, names: dict[str, str] | None = None, *, module: str = "course_solutions.layers",
+                    advice: str = _ADVICE) -> dict:
+    """``given`` (piece name -> function or class, or None) with every None replaced by the reference
+    ``getattr(module, names.get(key, key))``; the references are imported only when one is missing."""
+    if all(v is not None for v in given.values()):
+        return dict(given)
+    ref = reference_layers(module, advice)
+    names = names or {}
+    return {k: v if v is not None else getattr(ref, names.get(k, k)) for k, v in given.items()}
+
+
+def runs_dir(assignment: str) -> Path:
+    """Where a runner keeps its runs' folders: ``$COURSE_RUNS_DIR`` (default ``./runs``), then ``assignment``."""
+    return Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / assignment
+
+
+def run_folder(root: str | os.PathLike, scale: str, name: str) -> Path:
+    """One run's folder: ``root/<scale>/<name in lower case, runs of other characters as _>``."""
+    return Path(root) / scale / re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def json_safe(x):

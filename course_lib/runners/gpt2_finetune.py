@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -69,7 +68,7 @@ from ..device import SCALES, describe_device, get_device, seed_everything
 from ..device import scale as current_scale
 from ..files import atomic_write_text
 from ..runlog import RunLog, code_fingerprint, now, read_json, write_jsonl
-from . import json_safe
+from . import json_safe, reference_layers, runs_dir, with_references
 
 __all__ = ["Config", "MethodResult", "METHODS", "FULL", "LAPTOP", "FAST", "config_for", "run", "results_table",
            "conclusions", "record", "default_log_dir", "main"]
@@ -194,28 +193,22 @@ class Results(dict):
 # functions: the notebook's, or the references (instructors)
 
 
+_REFERENCE = "course_solutions.gpt2"
+_ADVICE = ("Pass your own (evaluate_perplexity=..., lora_model=..., tokenize_dataset=..., generate_text=...), "
+           "as the notebook does.")
+
+
 def _reference():
-    try:
-        return importlib.import_module("course_solutions.gpt2")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("course_solutions", "course_solutions.gpt2"):
-            raise
-        raise RuntimeError(
-            "The reference functions (course_solutions) are instructor material and not installed here. Pass your own "
-            "(evaluate_perplexity=..., lora_model=..., tokenize_dataset=..., generate_text=...), as the notebook does."
-        ) from None
+    return reference_layers(_REFERENCE, _ADVICE)
 
 
 def _functions(**given) -> dict:
-    if any(f is None for f in given.values()):
-        ref = _reference()
-        given = {k: v if v is not None else getattr(ref, k) for k, v in given.items()}
-    return given
+    return with_references(given, module=_REFERENCE, advice=_ADVICE)
 
 
 def default_log_dir() -> Path:
     """``COURSE_RUNS_DIR`` or ``./runs``, then ``gpt2_finetune``."""
-    return Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / ASSIGNMENT
+    return runs_dir(ASSIGNMENT)
 
 
 def _model_name(config: Config, say: Callable) -> str:

@@ -76,7 +76,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -94,7 +93,7 @@ from ..device import SCALES, autograde_mode, describe_device, get_device, seed_e
 from ..device import scale as current_scale
 from ..files import atomic_torch_save, atomic_write_text
 from ..runlog import RunLog, code_fingerprint, epoch_memory, model_fingerprint, now, read_json, sync
-from . import json_safe, reference_layers
+from . import json_safe, reference_layers, run_folder, runs_dir, with_references
 
 __all__ = ["Config", "RunResult", "RUNS", "EXTRA_RUNS", "FULL", "STARTER", "LAPTOP", "LAPTOP_MINUTES",
            "LAPTOP_CPU_MINUTES", "FAST", "AUTOGRADE", "TARGETS", "config_for", "run", "run_all", "evaluate", "predict", "plot_history", "plot_confusion", "history_table",
@@ -262,12 +261,11 @@ class RunResult:
 
 def default_log_dir() -> Path:
     """``COURSE_RUNS_DIR`` or ``./runs``, then ``sentiment_lstm``."""
-    return Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / ASSIGNMENT
+    return runs_dir(ASSIGNMENT)
 
 
 def _run_dir(config: Config, log_dir: str | os.PathLike | None) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "_", config.name.lower()).strip("_")
-    return Path(log_dir) if log_dir is not None else default_log_dir() / config.scale / slug
+    return Path(log_dir) if log_dir is not None else run_folder(default_log_dir(), config.scale, config.name)
 
 
 def _splits(config: Config, data_path=None) -> dict[str, tuple[list[str], list[str]]]:
@@ -358,15 +356,11 @@ def predict(model: nn.Module, vocab: dict, text: str, *, tokenize: Callable | No
 
 def _functions(build_vocab, tokenize, dataset_class, collate, model_class) -> dict:
     """The five pieces a run uses: the ones passed, the references (instructors) for the others."""
-    given = {"build_vocab": build_vocab, "tokenize": tokenize, "dataset_class": dataset_class, "collate": collate,
-             "model_class": model_class}
-    if any(f is None for f in given.values()):
-        ref = reference_layers()
-        defaults = {"build_vocab": ref.build_review_vocab, "tokenize": ref.tokenize_review,
-                    "dataset_class": ref.ReviewDataset, "collate": ref.collate_reviews,
-                    "model_class": ref.SentimentLSTM}
-        given = {k: v if v is not None else defaults[k] for k, v in given.items()}
-    return given
+    return with_references(
+        {"build_vocab": build_vocab, "tokenize": tokenize, "dataset_class": dataset_class, "collate": collate,
+         "model_class": model_class},
+        {"build_vocab": "build_review_vocab", "tokenize": "tokenize_review", "dataset_class": "ReviewDataset",
+         "collate": "collate_reviews", "model_class": "SentimentLSTM"})
 
 
 def _code(fns: dict) -> str:
@@ -674,8 +668,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, RunResult]:
     for name in names:
         kwargs = {}
         if args.log_dir:
-            slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-            kwargs["log_dir"] = Path(args.log_dir) / (scale or current_scale()) / slug
+            kwargs["log_dir"] = run_folder(args.log_dir, scale or current_scale(), name)
         results[name] = run(name, scale=scale, progress=not args.no_progress, resume=not args.no_resume, **kwargs)
         for text in args.review or []:
             label, probability = results[name].predict(text)

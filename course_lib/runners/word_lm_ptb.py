@@ -70,7 +70,6 @@ import dataclasses
 import math
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -88,7 +87,7 @@ from ..device import scale as current_scale
 from ..files import atomic_torch_save
 from ..runlog import RunLog, code_fingerprint, epoch_memory, model_fingerprint, now, sync
 from ..train import perplexity
-from . import json_safe, reference_layers
+from . import json_safe, run_folder, runs_dir, with_references
 
 __all__ = ["Config", "RunResult", "RUNS", "EXTRA_RUNS", "LAPTOP", "FAST", "config_for", "run", "run_all",
            "plot_curves", "results_table", "conclusions", "default_log_dir", "main"]
@@ -240,12 +239,11 @@ class RunResult:
 
 def default_log_dir() -> Path:
     """``COURSE_RUNS_DIR`` or ``./runs``, then ``word_lm_ptb``."""
-    return Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / ASSIGNMENT
+    return runs_dir(ASSIGNMENT)
 
 
 def _run_dir(config: Config, log_dir: str | os.PathLike | None) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "_", config.name.lower()).strip("_")
-    return Path(log_dir) if log_dir is not None else default_log_dir() / config.scale / slug
+    return Path(log_dir) if log_dir is not None else run_folder(default_log_dir(), config.scale, config.name)
 
 
 def _streams(config: Config, build_vocab: Callable, batchify: Callable, device: torch.device, root=None):
@@ -307,14 +305,8 @@ def evaluate(model: nn.Module, data: torch.Tensor, get_batch: Callable, bptt: in
 
 def _functions(model_class, build_vocab, batchify, get_batch, train_step) -> dict:
     """The five pieces a run uses: the ones passed, the references (instructors) for the others."""
-    given = {"model_class": model_class, "build_vocab": build_vocab, "batchify": batchify,
-             "get_batch": get_batch, "train_step": train_step}
-    if any(f is None for f in given.values()):
-        ref = reference_layers()
-        defaults = {"model_class": ref.WordLM, "build_vocab": ref.build_vocab, "batchify": ref.batchify,
-                    "get_batch": ref.get_batch, "train_step": ref.train_step}
-        given = {k: v if v is not None else defaults[k] for k, v in given.items()}
-    return given
+    return with_references({"model_class": model_class, "build_vocab": build_vocab, "batchify": batchify,
+                            "get_batch": get_batch, "train_step": train_step}, {"model_class": "WordLM"})
 
 
 def run(
@@ -568,8 +560,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, RunResult]:
     for name in names:
         kwargs = {}
         if args.log_dir:
-            slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-            kwargs["log_dir"] = Path(args.log_dir) / (scale or current_scale()) / slug
+            kwargs["log_dir"] = run_folder(args.log_dir, scale or current_scale(), name)
         results[name] = run(name, scale=scale, progress=not args.no_progress, resume=not args.no_resume, **kwargs)
     if args.record:
         record(results, args.record)
