@@ -342,6 +342,31 @@ def test_train_decoder_only_with_a_token_budget(fast_data):
         nmt.train_decoder_only(model, train, val, pl.build_vocab(train), epochs=1)
 
 
+def test_on_batch_sees_the_model_a_shorter_budget_ends_with(fast_data):
+    """Evaluating inside one run at a token count gives what a run stopped there (max_tokens) gives."""
+    train, val, _ = fast_data
+    vocab = pl.build_vocab(pl.load_pairs("large"), eop=True)
+    calls, marks = [], {}
+    mark = None
+
+    def on_batch(model, tokens_seen):
+        nonlocal mark
+        assert model.training
+        calls.append(tokens_seen)
+        if mark is not None and tokens_seen >= mark and mark not in marks:
+            marks[mark] = nmt.decoder_only_val_loss(model, val, vocab)
+
+    per_epoch = sum(len(s) + len(t) + 2 for s, t in train)
+    mark = per_epoch + 100  # inside the second epoch
+    h = nmt.train_decoder_only(nmt.build_decoder_only(32), train, val, vocab, epochs=2, on_batch=on_batch)
+    assert len(calls) == h["steps"].iloc[-1] and calls[-1] == h["tokens_seen"].iloc[-1] == 2 * per_epoch
+    assert calls == sorted(calls) and calls[n_batches(train) - 1] == per_epoch
+    shorter = nmt.build_decoder_only(32)
+    h2 = nmt.train_decoder_only(shorter, train, val, vocab, max_tokens=mark)
+    assert h2["tokens_seen"].iloc[-1] == min(c for c in calls if c >= mark)
+    assert marks[mark] == pytest.approx(h2["val_loss"].iloc[-1], rel=1e-9)
+
+
 def test_same_seed_same_training(fast_data):
     train, val, _ = fast_data
     vocab = pl.build_vocab(pl.load_pairs("large"), eop=True)

@@ -26,6 +26,7 @@ Public API (``from course_lib.runners import nmt_pig_latin as nmt``)::
     # for scaling_laws (issue 17): import these, never copy them
     model = nmt.build_decoder_only(hidden_size=32, num_layers=3, num_heads=1)   # vocab of 30 (with EOP)
     history = nmt.train_decoder_only(model, train_pairs, val_pairs, vocab, max_tokens=2_000_000)  # or epochs=
+    #   on_batch=lambda model, tokens_seen: ...   after every step (evaluate at token counts inside one run)
     history["tokens_seen"].iloc[-1], history["val_loss"].iloc[-1]
     nmt.decoder_only_val_loss(model, val_pairs, vocab)
     nmt.exact_match(nmt.decoder_only_translator(model, vocab), pairs)   # or any word -> str function
@@ -520,10 +521,12 @@ def _epoch_batches(batches: list[dict], seed: int, epoch: int, budget: int | Non
 def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train: list[dict], val: list[dict], *,
                   loss_fn: Callable, epochs: int, lr: float, lr_decay: float, seed: int,
                   max_tokens: int | None = None, history: list[dict] | None = None,
-                  on_epoch: Callable[[list[dict]], object] | None = None, label: str = "",
+                  on_epoch: Callable[[list[dict]], object] | None = None,
+                  on_batch: Callable[[nn.Module, int], object] | None = None, label: str = "",
                   progress: bool = False, say: Callable = lambda *_: None) -> list[dict]:
     """Train from ``len(history)`` finished epochs to ``epochs`` (or until ``max_tokens`` positions have
-    been processed); after each epoch the validation loss, a history row, then ``on_epoch(history)``.
+    been processed); after each epoch the validation loss, a history row, then ``on_epoch(history)``;
+    after each optimizer step ``on_batch(model, positions processed so far)``.
 
     ``loss_fn(model, batch) -> loss`` is the training loss of a batch (a mean over its loss tokens)."""
     history = [] if history is None else history
@@ -541,12 +544,16 @@ def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train: lis
             group["lr"] = rate
         chosen = _epoch_batches(train, seed, epoch, None if max_tokens is None else max_tokens - seen)
         tokens = sum(b["n_tokens"] for b in chosen)
+        running = [seen]
 
         def update(batch):
             loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if on_batch is not None:
+                running[0] += batch["n_tokens"]
+                on_batch(model, running[0])
             n = batch["n_loss"]
             return loss, loss.detach() * n, n
 
@@ -596,7 +603,8 @@ def train_decoder_only(model: nn.Module, train_pairs: Sequence[tuple[str, str]],
                        epochs: int | None = None, max_tokens: int | None = None, lr: float = 5e-4,
                        lr_decay: float = 0.99, batch_size: int = 64, seed: int = 0,
                        decoder_only_example: Callable | None = None, decoder_only_loss: Callable | None = None,
-                       optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
+                       optimizer: torch.optim.Optimizer | None = None,
+                       on_batch: Callable[[nn.Module, int], object] | None = None, progress: bool = False,
                        log: Callable[[str], object] | None = None) -> pd.DataFrame:
     """Train a decoder-only ``model`` (already on its device) with Adam; return the history.
 
@@ -605,7 +613,11 @@ def train_decoder_only(model: nn.Module, train_pairs: Sequence[tuple[str, str]],
     ``course_solutions.nmt``); every epoch visits them in a seeded order at learning rate
     ``lr * lr_decay ** epoch``. Give ``epochs``, or ``max_tokens`` (a budget of processed positions,
     the input tokens the model reads: training stops after the batch that reaches it, the last epoch
-    then partial), or both (whichever ends first).
+    then partial), or both (whichever ends first). ``on_batch(model, tokens_seen)``, if given, is called
+    after every optimizer step with the positions processed so far, that batch's included (the model
+    in training mode; leave it so): evaluating there at a count ``D`` sees the model a run with
+    ``max_tokens=D`` ends with, since the schedule and the batch order do not depend on the budget.
+    ``optimizer``: default Adam at ``lr``.
 
     The history (a DataFrame, one row per epoch) has ``epoch``, ``lr``, ``steps`` (optimizer steps so
     far), ``train_loss`` (token-weighted mean of the training losses), ``val_loss``
@@ -628,7 +640,7 @@ def train_decoder_only(model: nn.Module, train_pairs: Sequence[tuple[str, str]],
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     rows = _train_epochs(model, optimizer, train, val, loss_fn=_decoder_loss_fn(fns["decoder_only_loss"]),
                          epochs=epochs, lr=lr, lr_decay=lr_decay, seed=seed, max_tokens=max_tokens,
-                         label="decoder-only", progress=progress, say=log or (lambda *_: None))
+                         on_batch=on_batch, label="decoder-only", progress=progress, say=log or (lambda *_: None))
     return pd.DataFrame(rows)
 
 
