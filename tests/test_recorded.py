@@ -314,3 +314,79 @@ def test_gpt2_finetune_laptop_recording_shows_its_conclusions():
     assert data["fine_tuning_minutes"] <= data["total_minutes"] <= 20
     assert build["seconds"]["pretrain"] > 0 and build["pretrain_tokens"] == s["pretrain_steps"] * s["batch_size"] * s[
         "n_positions"]
+
+
+NMT_RUNS = {  # name: (kind, data set, hidden size, heads)
+    "enc-dec H16 small": ("encoder-decoder", "small", 16, 1), "enc-dec H32 small": ("encoder-decoder", "small", 32, 1),
+    "enc-dec H16 large": ("encoder-decoder", "large", 16, 1), "enc-dec H32 large": ("encoder-decoder", "large", 32, 1),
+    "decoder H32 1 head": ("decoder-only", "large", 32, 1), "decoder H32 2 heads": ("decoder-only", "large", 32, 2),
+    "decoder H32 4 heads": ("decoder-only", "large", 32, 4), "decoder H64 1 head": ("decoder-only", "large", 64, 1),
+    "decoder H128 1 head": ("decoder-only", "large", 128, 1)}
+
+
+def test_nmt_pig_latin_laptop_recording_shows_its_conclusions():
+    """nmt_pig_latin at the laptop scale: the four encoder-decoders (H16/H32 x small/large), the decoder-only
+    model and the five of the parameter-efficiency question, on the whole data sets with 1,000 held-out
+    words. Recomputed from the histories: the lowest validation losses, the handout's comparisons (the
+    large data set beats the small one and hidden size 32 beats 16, in validation and held-out loss),
+    the comparisons reported for the decoder-only questions; all nine fit the laptop budget of one hour
+    of one CPU thread."""
+    data = load_recorded("nmt_pig_latin", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "nmt_pig_latin"
+    runs = data["runs"]
+    assert list(runs) == list(NMT_RUNS)
+    settings = data["scale_settings"]
+    for name, run in runs.items():
+        c, hist = run["config"], run["history"]
+        assert (c["kind"], c["dataset"], c["hidden_size"], c["num_heads"]) == NMT_RUNS[name]
+        assert c["scale"] == "laptop" and {k: c[k] for k in settings} == settings
+        assert (c["batch_size"], c["num_layers"], c["train_pairs"], c["val_pairs"]) == (64, 3, None, None)
+        assert [h["epoch"] for h in hist] == list(range(1, c["epochs"] + 1))
+        assert [h["lr"] for h in hist] == pytest.approx([c["lr"] * c["lr_decay"] ** e for e in range(1, c["epochs"] + 1)])
+        assert all(h["epoch_fraction"] == 1 for h in hist)
+        assert [h["tokens_seen"] for h in hist] == list(itertools.accumulate(h["tokens"] for h in hist))
+        val = [h["val_loss"] for h in hist]
+        assert run["best_val_loss"] == pytest.approx(min(val)) and run["best_epoch"] == 1 + val.index(min(val))
+        assert 0 <= run["exact_match"] <= 1 and run["held_out_words"] == 1000 and run["held_out_loss"] > 0
+        assert run["sample_translation"] == " ".join(run["samples"][w] for w in "the air conditioning is working".split())
+    # the budget: training, validation and the held-out evaluation of all nine, in CPU time of one thread
+    cpu_minutes = sum(sum(h["cpu_seconds"] for h in r["history"]) + r["eval_cpu_seconds"] for r in runs.values()) / 60
+    assert data["total_cpu_minutes"] == pytest.approx(cpu_minutes) and cpu_minutes <= LAPTOP_BUDGET_MINUTES
+    assert data["torch_threads"] == 1
+
+    def best(name):
+        return min(h["val_loss"] for h in runs[name]["history"])
+
+    def lower(a, b):  # a beats b in both validation loss and the loss on the same held-out words
+        return best(a) < best(b) and runs[a]["held_out_loss"] < runs[b]["held_out_loss"]
+
+    heads = [best(f"decoder H32 {n} head{'s' if n > 1 else ''}") for n in (1, 2, 4)]
+    widths = [best(f"decoder H{h} 1 head") for h in (32, 64, 128)]
+    wide, many = runs["decoder H64 1 head"], runs["decoder H32 4 heads"]
+    recomputed = {
+        "large beats small (H16)": lower("enc-dec H16 large", "enc-dec H16 small"),
+        "large beats small (H32)": lower("enc-dec H32 large", "enc-dec H32 small"),
+        "32 beats 16 (small)": lower("enc-dec H32 small", "enc-dec H16 small"),
+        "32 beats 16 (large)": lower("enc-dec H32 large", "enc-dec H16 large"),
+        "more heads improve (H32)": heads[0] > heads[1] > heads[2],
+        "larger hidden size improves (1 head)": widths[0] > widths[1] > widths[2],
+        "hidden size beats heads at matched size": (wide["num_parameters"] <= many["num_parameters"]
+                                                    and best("decoder H64 1 head") < best("decoder H32 4 heads")),
+    }
+    conclusions = data["conclusions"]
+    assert conclusions["checks"] == recomputed  # what the record says holds, holds in its numbers
+    assert all(recomputed.values()), {k for k, v in recomputed.items() if not v}
+    d, e = runs["decoder H32 1 head"], runs["enc-dec H32 large"]
+    compared = conclusions["comparisons"]["decoder-only vs encoder-decoder"]
+    assert compared["val_loss_ratio"] == pytest.approx(best("decoder H32 1 head") / best("enc-dec H32 large"))
+    assert compared["exact_match_difference"] == pytest.approx(d["exact_match"] - e["exact_match"])
+    assert compared["parameter_ratio"] == pytest.approx(d["num_parameters"] / e["num_parameters"])
+    base = "decoder H32 1 head"
+    drops = {n: 1000 * (best(base) - best(n)) / (runs[n]["num_parameters"] - runs[base]["num_parameters"])
+             for n in list(NMT_RUNS)[5:]}
+    efficiency = conclusions["comparisons"]["parameter efficiency"]
+    assert efficiency["loss_drop_per_1k_parameters"] == pytest.approx(drops)
+    assert efficiency["matched_size_loss_ratio"] == pytest.approx(best("decoder H64 1 head") / best("decoder H32 4 heads"))
+    # what the rubric states for 2.3 Q3: at the same hidden size and data, the decoder-only model (fewer
+    # parameters, no encoder) reaches a higher validation loss and fewer exact held-out translations
+    assert compared["val_loss_ratio"] > 1 and compared["exact_match_difference"] < 0 and compared["parameter_ratio"] < 1

@@ -410,7 +410,9 @@ GOOD = {"enc-dec H16 small": 0.9, "enc-dec H32 small": 0.7, "enc-dec H16 large":
 def test_conclusions_hold_on_good_runs_and_fail_on_wrong_ones():
     c = nmt.conclusions(synthetic(GOOD))
     assert c["checks"] == {"large beats small (H16)": True, "large beats small (H32)": True,
-                           "32 beats 16 (small)": True, "32 beats 16 (large)": True}
+                           "32 beats 16 (small)": True, "32 beats 16 (large)": True,
+                           "more heads improve (H32)": True, "larger hidden size improves (1 head)": True,
+                           "hidden size beats heads at matched size": True}
     assert c["runs"]["enc-dec H32 large"]["best_val_loss"] == pytest.approx(0.3)
     d = c["comparisons"]["decoder-only vs encoder-decoder"]
     assert d["val_loss_ratio"] == pytest.approx(0.4 / 0.3) and d["exact_match_difference"] == pytest.approx(-0.1)
@@ -419,6 +421,13 @@ def test_conclusions_hold_on_good_runs_and_fail_on_wrong_ones():
     assert p["loss_drop_per_1k_parameters"]["decoder H64 1 head"] == pytest.approx(
         1000 * 0.2 / (1000 * 64 * 2 - base_params))
     assert p["best_by_hidden"] == pytest.approx(0.1) and p["best_by_heads"] == pytest.approx(0.33)
+    assert p["matched_size_loss_ratio"] == pytest.approx(0.2 / 0.33)
+    # the parameter-efficiency checks: 4 heads no better than 2; width worse than heads at matched size
+    wrong = nmt.conclusions(synthetic({**GOOD, "decoder H32 4 heads": 0.36, "decoder H64 1 head": 0.37}))["checks"]
+    assert wrong["more heads improve (H32)"] is False and wrong["hidden size beats heads at matched size"] is False
+    assert wrong["larger hidden size improves (1 head)"] is True
+    wrong = nmt.conclusions(synthetic({**GOOD, "decoder H128 1 head": 0.25}))["checks"]
+    assert wrong["larger hidden size improves (1 head)"] is False and wrong["hidden size beats heads at matched size"]
     # small data better than large for H16: that check fails; a held-out loss that disagrees fails too
     wrong = nmt.conclusions(synthetic({**GOOD, "enc-dec H16 small": 0.4}))["checks"]
     assert wrong["large beats small (H16)"] is False and wrong["32 beats 16 (small)"] is False
