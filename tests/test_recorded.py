@@ -390,3 +390,74 @@ def test_nmt_pig_latin_laptop_recording_shows_its_conclusions():
     # what the rubric states for 2.3 Q3: at the same hidden size and data, the decoder-only model (fewer
     # parameters, no encoder) reaches a higher validation loss and fewer exact held-out translations
     assert compared["val_loss_ratio"] > 1 and compared["exact_match_difference"] < 0 and compared["parameter_ratio"] < 1
+
+
+def test_scaling_laws_laptop_recording_shows_its_conclusions():
+    """scaling_laws (handout 2.4) at the laptop scale, which is the handout's: seven decoder-only models
+    (3 layers, one head, hidden sizes 16..128) each evaluated when its FLOPs 6 N D reach the budgets
+    0.08..1.28 TFLOPs. Recomputed here with numpy from the recorded points: the parameter counts, the
+    FLOPs, each profile's parabola in log10 N and its vertex, the power law through the vertices, the
+    prediction at 1e15 FLOPs, the section 2.3 comparison and the checks; the CPU time fits the hour."""
+    import numpy as np
+
+    data = load_recorded("scaling_laws", "laptop")
+    assert data["scale"] == "laptop" and data["assignment"] == "scaling_laws"
+    budgets = [8e10, 1.6e11, 3.2e11, 6.4e11, 1.28e12]
+    assert data["budgets"] == budgets
+    runs = data["runs"]
+    assert len(runs) == 7
+    V = 30  # 27 characters, SOS, EOS, EOP
+    sizes, profiles, overshoot = [], {b: [] for b in budgets}, 0.0
+    for name, run in runs.items():
+        c = run["config"]
+        H = c["hidden_size"]
+        assert name == f"H{H}" and (c["num_layers"], c["num_heads"], c["scale"]) == (3, 1, "laptop")
+        assert (c["lr"], c["lr_decay"], c["batch_size"], c["dataset"]) == (5e-4, 0.99, 64, "large")
+        n = V * H + 3 * (3 * (H * H + H) + H * H + H) + H * V + V  # embedding, Q K V and MLP per layer, output
+        assert run["num_parameters"] == n
+        sizes.append(n)
+        points = run["points"]
+        assert [p["tokens"] for p in points] == sorted(p["tokens"] for p in points)
+        for p in points:
+            assert p["flops"] == pytest.approx(6 * n * p["tokens"])
+            assert p["tokens"] >= math.ceil(p["mark_flops"] / (6 * n))  # after the batch that reaches the mark
+            if p["budget"] is not None:
+                profiles[p["budget"]].append((n, p["val_loss"]))
+                overshoot = max(overshoot, p["flops"] / p["budget"] - 1)
+        assert {p["budget"] for p in points if p["budget"] is not None} == set(budgets)
+    assert sizes == sorted(sizes)
+    a = data["analysis"]
+    n_opt, interior = [], True
+    for b in budgets:
+        ns, losses = zip(*profiles[b], strict=True)
+        c2, c1, _ = np.polyfit(np.log10(ns), losses, 2)
+        vertex = 10 ** (-c1 / (2 * c2))
+        n_opt.append(vertex)
+        i = int(np.argmin(losses))
+        interior &= bool(c2 > 0 and 0 < i < len(ns) - 1 and min(ns) <= vertex <= max(ns))
+    assert a["budgets"] == budgets and a["n_opt"] == pytest.approx(n_opt, rel=1e-6)
+    exponent, intercept = np.polyfit(np.log10(budgets), np.log10(n_opt), 1)
+    assert (a["exponent"], a["coefficient"]) == pytest.approx((exponent, 10 ** intercept), rel=1e-6)
+    n_at = 10 ** intercept * 1e15 ** exponent
+    assert a["n_opt_at"] == pytest.approx(n_at, rel=1e-6)
+    assert a["d_opt_at"] == pytest.approx(1e15 / (6 * n_at), rel=1e-6)
+    assert a["d_opt"] == pytest.approx([b / (6 * n) for b, n in zip(budgets, n_opt, strict=True)], rel=1e-6)
+    setup = a["section_2_3"]
+    assert (setup["n_params"], setup["epochs"]) == (V * 32 + 3 * (4 * 32 * 32 + 4 * 32) + 32 * V + V, 100)
+    assert setup["flops"] == pytest.approx(6 * setup["n_params"] * setup["tokens"])
+    n_setup = 10 ** intercept * setup["flops"] ** exponent
+    assert setup["n_opt"] == pytest.approx(n_setup, rel=1e-6)
+    assert setup["compute_optimal"] == (0.5 <= setup["n_params"] / n_setup <= 2)
+    largest_not_best = any(profiles[b][-1][1] > min(v for _, v in profiles[b]) for b in budgets)
+    recomputed = {
+        "every profile has an interior minimum": interior,
+        "a larger model is not always better": largest_not_best,
+        "the optimum grows with the budget": exponent > 0,
+        "the exponent is plausible": 0.2 <= exponent <= 1.0,
+        "the budgets are met": 0 <= overshoot <= 0.1,
+    }
+    assert data["conclusions"]["checks"] == recomputed
+    assert all(recomputed.values()), {k for k, v in recomputed.items() if not v}
+    # the budget: the seven models' training and evaluations, in CPU time of one thread
+    cpu_minutes = sum(r["cpu_minutes"] for r in runs.values())
+    assert data["total_cpu_minutes"] == pytest.approx(cpu_minutes) and cpu_minutes <= LAPTOP_BUDGET_MINUTES
