@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from course_lib import pig_latin as pl
 from course_lib.runners import nmt_pig_latin as nmt
-from course_lib.runners.nmt_pig_latin import FAST, LAPTOP, RUNS, Config, RunResult, config_for
+from course_lib.runners.nmt_pig_latin import FAST, LAPTOP, RUNS, RunResult, config_for
 from course_solutions import nmt as ref
 
 HISTORY = ["epoch", "lr", "steps", "train_loss", "val_loss", "train_loss_tokens", "tokens", "tokens_seen",

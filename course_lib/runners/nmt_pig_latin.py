@@ -101,6 +101,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import os
 import platform
@@ -553,7 +554,7 @@ def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, train: lis
         tokens = sum(b["n_tokens"] for b in chosen)
         running = [seen]
 
-        def update(batch):
+        def update(batch, running=running):
             loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -1015,7 +1016,7 @@ def conclusions(results: dict) -> dict:
 
         def falling(names):
             losses = [runs[n]["best_val_loss"] for n in names]
-            return all(b < a for a, b in zip(losses, losses[1:]))
+            return all(b < a for a, b in itertools.pairwise(losses))
 
         heads, hidden = PARAMETER_RUNS[:3], (PARAMETER_RUNS[0], *PARAMETER_RUNS[3:])
         wide, many = runs["decoder H64 1 head"], runs["decoder H32 4 heads"]
