@@ -39,6 +39,22 @@ from .scan import TEST_CELL_BINDINGS, bound_names, grade_call
 PASS_THROUGH_ENV = ("COURSE_DATA_MIRROR", "COURSE_DATA_CACHE")
 
 
+def host_data_cache() -> str:
+    """This machine's course data cache (:func:`course_lib.data.cache_dir`), for the kernel's
+    ``COURSE_DATA_CACHE`` ("" when it does not exist). The sandbox binds it read-only but gives the
+    kernel its own ``$HOME``, where ``cache_dir()`` would be an empty folder: without this variable
+    every submission would unpack the data from the mirror again, and rebuild whatever a library
+    caches there (the local GPT-2 of ``course_lib.hf_models``). The worker unpacks the assignment's
+    files into it beforehand (:func:`course_lib.grading.worker.prefetch_data`)."""
+    from course_lib.data import cache_dir
+
+    try:
+        path = cache_dir()
+    except Exception:
+        return ""
+    return str(path) if path.is_dir() else ""
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel command is the sandbox wrapper around ipykernel."""
 
@@ -95,6 +111,10 @@ class SandboxedExecute(Execute):
         self.timeout = int(lim.cell_timeout)
         self.interrupt_on_timeout = False  # a cell over its limit stops the notebook there
         self.allow_errors = True
+        # Once the last cell has replied, its records are on disk and its outputs received: the kernel
+        # is killed at once (with its sandbox and cgroup), not asked to shut down and waited for,
+        # which took seconds per submission (a kernel that has imported torch exits slowly).
+        self.shutdown_kernel = "immediate"
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         cwd = str(Path((resources or {}).get("metadata", {}).get("path") or os.getcwd()).resolve())
@@ -114,6 +134,8 @@ class SandboxedExecute(Execute):
                "OMP_NUM_THREADS": os.environ.get("COURSE_GRADING_THREADS", "1"),
                "COURSE_GRADING_RECORD": str(records)}
         env.update({k: os.environ[k] for k in PASS_THROUGH_ENV if os.environ.get(k)})
+        env.setdefault("COURSE_DATA_CACHE", host_data_cache())
+        env = {k: v for k, v in env.items() if v}
         env.update(self.kernel_env)
         cgroups = Cgroups(f"course-{uuid.uuid4().hex[:12]}", lim)
         cfg = SandboxConfig(workdir=cwd, rw=[str(records), str(ipc)], env=env, limits=lim, isolate=why_not is None,

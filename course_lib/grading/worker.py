@@ -49,6 +49,7 @@ def execute_submission(job: GradingJob) -> dict:
     execution report.
     """
     t0 = time.perf_counter()
+    prefetch_data(job.name)
     limits = Limits(**job.limits)
     workdir, name, sid = Path(job.workdir).resolve(), job.name, job.student_id
     ensure_bin_on_path()  # this process's own PATH: nbgrader may run `alembic` by name
@@ -79,6 +80,42 @@ def execute_submission(job: GradingJob) -> dict:
     if report.get("limit"):
         return {**out, "status": "limit", "message": report.get("message", "")}
     return {**out, "status": "ok", "message": report.get("verify_error", "")}
+
+
+_PREFETCHED: set[str] = set()
+
+
+def prefetch_data(name: str) -> list[str]:
+    """Unpack the assignment's registered data files from the mirror into this machine's cache, once
+    per process; returns the ``dataset/file`` keys it could not (best effort: a problem is the
+    kernel's to report, as when a student runs the notebook).
+
+    The kernel reads the cache read-only (:func:`course_lib.grading.execute.host_data_cache`), so a
+    file it would otherwise unpack there itself must be there first. Files that the mirror does not
+    hold are left alone: nothing is downloaded while grading.
+    """
+    if name in _PREFETCHED:
+        return []
+    _PREFETCHED.add(name)
+    failed: list[str] = []
+    try:
+        from course_lib.data import fetch, list_datasets
+        from course_lib.notebook import assignment_files
+
+        files = assignment_files(name)
+        if not files:
+            return []
+        table = list_datasets().set_index(["name", "file"])
+    except Exception:
+        return []
+    for dataset, key in files:
+        try:
+            row = table.loc[(dataset, key)]
+            if bool(row["in_mirror"]) and not bool(row["in_cache"]):
+                fetch(dataset, key, progress=False)
+        except Exception:
+            failed.append(f"{dataset}/{key}")
+    return failed
 
 
 _GENERIC = ("There was an error processing", "Please see the", "Traceback (most recent call last)")
