@@ -1889,7 +1889,7 @@ from course_lib.grading.checks import assert_true, grade, quiet
 WORDS = [("cat", 10, True), ("shopping", 3, True), ("a", 20, True), ("team", None, True)]  # (word, max_len, stops)
 EXPECTED = ["bhu", "dla", "en", "qlnwmjn"]  # the greedy translations with the stand-in model
 ### BEGIN HIDDEN TESTS
-HIDDEN_WORDS = [("zebra", None, True), ("x", None, False), ("queen", 1, True), ("air", 0, True),
+HIDDEN_WORDS = [("zebra", None, True), ("x", None, False), ("queen", 1, True), ("air", 2, True),
                 ("mother-in-law", None, True), ("strength", 30, False), ("be", 5, False)]
 ### END HIDDEN TESTS
 
@@ -1916,6 +1916,10 @@ class _StandIn(torch.nn.Module):
         super().__init__()
         self.vocab, self.stops = vocab, stops
         self.weight = torch.nn.Parameter(torch.zeros(1))  # so that next(model.parameters()) works
+        # What DecoderOnlyTransformer has that a translation may read (its device, its length limit).
+        self.vocab_size, self.max_len = vocab.size, 1000
+        self.embedding = torch.nn.Embedding(vocab.size, 1)
+        self.register_buffer("positional_encodings", torch.zeros(1000, 1), persistent=False)
 
     def forward(self, inputs):
         B, T = inputs.shape
