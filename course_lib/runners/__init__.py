@@ -40,6 +40,37 @@ def with_references(given: dict, names: dict[str, str] | None = None, *, module:
     return {k: v if v is not None else getattr(ref, names.get(k, k)) for k, v in given.items()}
 
 
+class EpochHistory:
+    """What a runner's finished run reads from its per-epoch ``history`` (a DataFrame with ``epoch``,
+    ``seconds`` and, where logged, ``cpu_seconds``): the best epoch by the column ``BEST_BY`` (lowest
+    value), and the run's times. A run's result class sets ``BEST_BY`` and has ``config`` and ``history``."""
+
+    BEST_BY: str = "val_loss"
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def _best(self):
+        return self.history.loc[self.history[self.BEST_BY].idxmin()]
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self._best()["epoch"])
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the training and validation epochs."""
+        return float(self.history["seconds"].sum())
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the training and validation epochs (NaN where the run did not log it)."""
+        if "cpu_seconds" not in self.history:
+            return math.nan
+        return float(self.history["cpu_seconds"].sum())
+
+
 def runs_dir(assignment: str) -> Path:
     """Where a runner keeps its runs' folders: ``$COURSE_RUNS_DIR`` (default ``./runs``), then ``assignment``."""
     return Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / assignment

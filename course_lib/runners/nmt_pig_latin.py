@@ -122,7 +122,7 @@ from ..device import SCALES, describe_device, get_device, seed_everything
 from ..device import scale as current_scale
 from ..files import atomic_torch_save
 from ..runlog import RunLog, code_fingerprint, epoch_memory, model_fingerprint, now, sync
-from . import json_safe, run_folder, runs_dir, with_references
+from . import EpochHistory, json_safe, run_folder, runs_dir, with_references
 
 __all__ = [
     "Config", "RunResult", "RUNS", "ENCODER_DECODER_RUNS", "DECODER_ONLY_RUN", "PARAMETER_RUNS", "LAPTOP", "FAST",
@@ -657,7 +657,7 @@ def train_decoder_only(model: nn.Module, train_pairs: Sequence[tuple[str, str]],
 
 
 @dataclass
-class RunResult:
+class RunResult(EpochHistory):
     """A finished run: ``history`` (one row per epoch), the held-out evaluation of the best epoch's
     weights (lowest validation loss), ``samples`` (the sample sentence translated), the model."""
 
@@ -674,17 +674,6 @@ class RunResult:
     vocab: pig_latin.Vocab | None = field(default=None, repr=False)
 
     @property
-    def name(self) -> str:
-        return self.config.name
-
-    def _best(self) -> pd.Series:
-        return self.history.loc[self.history["val_loss"].idxmin()]
-
-    @property
-    def best_epoch(self) -> int:
-        return int(self._best()["epoch"])
-
-    @property
     def best_val_loss(self) -> float:
         return float(self._best()["val_loss"])
 
@@ -692,15 +681,6 @@ class RunResult:
     def train_loss(self) -> float:
         """Training loss of the best epoch."""
         return float(self._best()["train_loss"])
-
-    @property
-    def seconds(self) -> float:
-        """Wall time of the training and validation epochs."""
-        return float(self.history["seconds"].sum())
-
-    @property
-    def cpu_seconds(self) -> float:
-        return float(self.history["cpu_seconds"].sum())
 
     @property
     def tokens_per_s(self) -> float:

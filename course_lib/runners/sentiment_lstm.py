@@ -93,7 +93,7 @@ from ..device import SCALES, autograde_mode, describe_device, get_device, seed_e
 from ..device import scale as current_scale
 from ..files import atomic_torch_save, atomic_write_text
 from ..runlog import RunLog, code_fingerprint, epoch_memory, model_fingerprint, now, read_json, sync
-from . import json_safe, reference_layers, run_folder, runs_dir, with_references
+from . import EpochHistory, json_safe, reference_layers, run_folder, runs_dir, with_references
 
 __all__ = ["Config", "RunResult", "RUNS", "EXTRA_RUNS", "FULL", "STARTER", "LAPTOP", "LAPTOP_MINUTES",
            "LAPTOP_CPU_MINUTES", "FAST", "AUTOGRADE", "TARGETS", "config_for", "run", "run_all", "evaluate", "predict", "plot_history", "plot_confusion", "history_table",
@@ -201,12 +201,14 @@ def config_for(name: str | Config, scale: str | None = None) -> Config:
 
 
 @dataclass
-class RunResult:
+class RunResult(EpochHistory):
     """A finished run: ``history`` has one row per epoch (``epoch``, ``train_loss``, ``train_acc``,
     ``valid_loss``, ``valid_acc``, ``seconds``, ...); the best epoch has the lowest ``valid_loss``,
     and its weights give ``test_loss``, ``test_acc`` and ``confusion`` (rows: actual negative,
     positive; columns: predicted negative, positive). ``example``: the prediction for the first
     test review (as the handout shows it)."""
+
+    BEST_BY = "valid_loss"
 
     config: Config
     history: pd.DataFrame
@@ -222,17 +224,6 @@ class RunResult:
     tokenize: Callable | None = field(default=None, repr=False)
 
     @property
-    def name(self) -> str:
-        return self.config.name
-
-    def _best(self) -> pd.Series:
-        return self.history.loc[self.history["valid_loss"].idxmin()]
-
-    @property
-    def best_epoch(self) -> int:
-        return int(self._best()["epoch"])
-
-    @property
     def best_valid_loss(self) -> float:
         return float(self._best()["valid_loss"])
 
@@ -240,10 +231,6 @@ class RunResult:
     def best_valid_acc(self) -> float:
         """Validation accuracy of the best (lowest validation loss) epoch."""
         return float(self._best()["valid_acc"])
-
-    @property
-    def seconds(self) -> float:
-        return float(self.history["seconds"].sum())
 
     @property
     def reviews_per_s(self) -> float:

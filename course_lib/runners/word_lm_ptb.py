@@ -87,7 +87,7 @@ from ..device import scale as current_scale
 from ..files import atomic_torch_save
 from ..runlog import RunLog, code_fingerprint, epoch_memory, model_fingerprint, now, sync
 from ..train import perplexity
-from . import json_safe, run_folder, runs_dir, with_references
+from . import EpochHistory, json_safe, run_folder, runs_dir, with_references
 
 __all__ = ["Config", "RunResult", "RUNS", "EXTRA_RUNS", "LAPTOP", "FAST", "config_for", "run", "run_all",
            "plot_curves", "results_table", "conclusions", "default_log_dir", "main"]
@@ -192,9 +192,11 @@ def config_for(name: str | Config, scale: str | None = None) -> Config:
 
 
 @dataclass
-class RunResult:
+class RunResult(EpochHistory):
     """A finished run: ``history`` has one row per epoch (``epoch``, ``lr``, ``train_ppl``,
     ``dev_ppl``, ``seconds``, ``tokens_per_s``, ...); the best epoch is the lowest ``dev_ppl``."""
+
+    BEST_BY = "dev_ppl"
 
     config: Config
     history: pd.DataFrame
@@ -204,17 +206,6 @@ class RunResult:
     model: nn.Module | None = field(default=None, repr=False)
 
     @property
-    def name(self) -> str:
-        return self.config.name
-
-    def _best(self) -> pd.Series:
-        return self.history.loc[self.history["dev_ppl"].idxmin()]
-
-    @property
-    def best_epoch(self) -> int:
-        return int(self._best()["epoch"])
-
-    @property
     def best_dev_ppl(self) -> float:
         return float(self._best()["dev_ppl"])
 
@@ -222,10 +213,6 @@ class RunResult:
     def train_ppl(self) -> float:
         """Training perplexity of the best epoch."""
         return float(self._best()["train_ppl"])
-
-    @property
-    def seconds(self) -> float:
-        return float(self.history["seconds"].sum())
 
     @property
     def tokens_per_s(self) -> float:
