@@ -160,7 +160,8 @@ from course_lib.stopwords import ENGLISH_STOP_WORDS
 #   $d/h$ has the same $O(n^2 d)$ time complexity as single-head attention of dimension $d$.
 # - **1.3** Byte-pair encoding (BPE) builds its vocabulary by starting from single characters and
 #   repeatedly merging the most frequent adjacent pair; compared with word-level tokenization it
-#   gives a smaller vocabulary and no out-of-vocabulary words.
+#   keeps the vocabulary smaller and avoids the out-of-vocabulary problem (a word never seen in
+#   training is split into known subwords).
 # - **1.4** In the Transformer, the positional encodings are multiplied element-wise with the
 #   token embeddings.
 # - **1.5** In the encoder-decoder attention of a Transformer decoder (its second attention
@@ -173,8 +174,8 @@ from course_lib.stopwords import ENGLISH_STOP_WORDS
 #   attention matrix to the GPU's main memory.
 # - **1.9** In reinforcement learning from human feedback (RLHF), human annotators adjust the
 #   language model's weights directly.
-# - **1.10** A KV cache speeds up the *training* of a decoder-only language model with teacher
-#   forcing over whole sequences.
+# - **1.10** A KV cache brings no speed-up to autoregressive generation: at every new token, the
+#   keys and values of all the earlier tokens have to be computed again anyway.
 
 # %% nbgrader={"grade": false, "grade_id": "QUIZ", "locked": false, "schema_version": 3, "solution": true, "task": false}
 ### BEGIN SOLUTION
@@ -378,12 +379,14 @@ grade("test_QUIZ_1_10", run, check)
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_1_justify", "locked": false, "points": 10, "schema_version": 3, "solution": true, "task": false}
 # *Model answer.*
 # **1.1 True:** $c_t = f_t \odot c_{t-1} + i_t \odot g_t$, so the forget gate scales each component
-# of the old cell state between 0 (erase) and 1 (keep).
+# of the old cell state between 0 (erase) and 1 (keep); the input gate and the candidate $g_t$ only
+# add new content, they cannot remove what $c_{t-1}$ holds.
 # **1.2 True:** each head costs $O(n^2 d/h)$ for its scores and weighted sums, so $h$ heads cost
 # $O(n^2 d)$ together, the same as one head of dimension $d$ (the projections are $O(n d^2)$ in both).
 # **1.3 True:** BPE starts from characters (or bytes) and greedily merges the most frequent
-# adjacent pair into a new symbol; any word can be spelled with the subwords, so there is no
-# out-of-vocabulary word, with a vocabulary far smaller than a word list.
+# adjacent pair into a new symbol; a rare or unseen word is spelled with the subwords (down to single
+# characters; with bytes, as in GPT-2, any text at all), with a vocabulary far smaller than a word
+# list, which must map every unseen word to `<unk>`.
 # **1.4 False:** they are *added* to the token embeddings (sinusoidal or learned), not multiplied.
 # **1.5 False:** it is the other way round: the queries come from the decoder and the keys and
 # values from the encoder's output.
@@ -392,13 +395,16 @@ grade("test_QUIZ_1_10", run, check)
 # **1.7 False:** each of the $N + M$ tokens is multiplied by $d \times d$ matrices, $O(d^2)$ each, so
 # it costs $O((N + M) d^2)$.
 # **1.8 True:** FlashAttention is an exact, IO-aware algorithm: tiling with an online softmax
-# avoids materialising the $n \times n$ matrix in high-bandwidth memory; it saves memory traffic,
+# keeps the work in fast on-chip memory and avoids materialising the $n \times n$ matrix in
+# high-bandwidth memory; it saves memory traffic (better locality, no redundant reads and writes),
 # not arithmetic.
 # **1.9 False:** humans rank or compare outputs; those preferences train a reward model, and an RL
 # algorithm (e.g. PPO) updates the weights.
-# **1.10 False:** training with teacher forcing computes all positions in parallel in one pass;
-# the KV cache stores past keys and values to avoid recomputing them during autoregressive
-# *generation* (inference).
+# **1.10 False:** the KV cache stores the keys and values of the earlier tokens (in every layer),
+# so each generation step projects only the new token and attends to the cached ones, instead of
+# recomputing the whole prefix: it trades memory for computation and is what makes generation fast.
+# (It does not help training with teacher forcing, which computes every position in one parallel
+# pass.)
 #
 # *Rubric:* 1 pt per statement whose justification gives the correct reason (the formula, the
 # mechanism or the correction of the false statement); 0 for a missing or wrong reason, whatever
@@ -460,8 +466,8 @@ from collections import Counter
 from course_lib.grading.checks import assert_equal, assert_true, grade, quiet
 from course_lib.stopwords import ENGLISH_STOP_WORDS
 
-TEXTS = ["The movie was GREAT, great fun!", "A great movie; the plot was fun.", "Fun, fun... the end?"]
-EXPECTED_WORDS = {"movie", "great", "fun"}  # min_freq=2: "the", "was" and "a" are stop words
+TEXTS = ["The movie was GREAT, great fun!", "A great movie; the plot was fun.", "Fun, fun... the PLOT, the end?"]
+EXPECTED_WORDS = {"movie", "great", "fun", "plot"}  # min_freq=2: "the", "was" and "a" are stop words
 ### BEGIN HIDDEN TESTS
 POOL = ["the", "a", "was", "is", "Film", "film!", "don't", "dont", "acting,", "Plot.", "plot", "end", "bad", "good",
         "BAD", "it's", "10/10", "wasn't", "(great)", "boring...", "x", "I", "me", "scene"]
@@ -710,6 +716,7 @@ from course_lib.grading.checks import assert_equal, assert_true, grade, quiet
 BATCH = [{"ids": [5, 6], "length": 2, "label": 1}, {"ids": [7, 8, 9, 10], "length": 4, "label": 0},
          {"ids": [11], "length": 1, "label": 1}]
 EXPECTED = {"ids": [[5, 6, 0, 0], [7, 8, 9, 10], [11, 0, 0, 0]], "length": [2, 4, 1], "label": [1, 0, 1]}
+EXPECTED_PAD = {"ids": [[5, 6, 9, 9], [7, 8, 9, 10]], "length": [2, 4], "label": [1, 0]}  # pad_index 9
 ### BEGIN HIDDEN TESTS
 HBATCH = [{"ids": [3], "length": 1, "label": 0}, {"ids": [4, 4, 4], "length": 3, "label": 0}]
 HEXPECTED = {"ids": [[3, 7, 7], [4, 4, 4]], "length": [1, 3], "label": [0, 0]}  # pad_index 7
@@ -727,7 +734,8 @@ def _summary(out):
 
 def run():
     with quiet():
-        out = {"toy": _summary(collate([dict(b) for b in BATCH], 0))}
+        out = {"toy": _summary(collate([dict(b) for b in BATCH], 0)),
+               "toy_pad": _summary(collate([dict(b) for b in BATCH[:2]], 9))}
     ### BEGIN HIDDEN TESTS
     with quiet():
         out["hidden"] = _summary(collate([dict(b) for b in HBATCH], 7))
@@ -745,6 +753,7 @@ def _check(got, expected, label):
 
 def check(out):
     _check(out["toy"], EXPECTED, "collate(BATCH, pad_index=0)")
+    _check(out["toy_pad"], EXPECTED_PAD, "collate(BATCH[:2], pad_index=9)")
     ### BEGIN HIDDEN TESTS
     _check(out["hidden"], HEXPECTED, "collate(batch, pad_index=7)")
     ### END HIDDEN TESTS
@@ -1045,10 +1054,12 @@ grade("test_LSTM_padding", run, check, forbid=["course_solutions.layers", "cours
 # ### 2(f) Training and evaluation [21 pts]
 #
 # The runner `course_lib.runners.sentiment_lstm` trains **your** `LSTM` with **your**
-# `build_vocab`, `tokenize`, `IMDB` and `collate` with the handout's settings (its `HyperParams`):
-# words seen at least 5 times, reviews cut to 256 tokens, batches of 96, one layer of 100 units,
-# SGD with momentum and a learning rate warmed up over the first 200 steps, 5 epochs, the
-# cross-entropy loss over two classes. After each epoch it measures the validation loss and
+# `build_vocab`, `tokenize`, `IMDB` and `collate` with the handout's settings (its starter's
+# `HyperParams`): words seen at least 5 times, reviews cut to 256 tokens, batches of 96, one layer
+# of 100 units, no dropout, a learning rate warmed up over the first 200 steps, 5 epochs, the
+# cross-entropy loss over two classes; but embeddings of 64 and Adam at 0.002, where the starter has
+# embeddings of 1 and SGD at 0.01 (which, measured, did not learn at all in two epochs: the runner's
+# docstring has the numbers). After each epoch it measures the validation loss and
 # accuracy; it keeps the weights of the epoch with the lowest validation loss and reports their
 # test accuracy and confusion matrix.
 #
@@ -1126,11 +1137,12 @@ sl.conclusions(sentiment)
 # accuracy rises (0.54 -> 0.94). The validation loss follows it down until epoch 4 (0.349,
 # accuracy 0.873) and rises again at epoch 5 (0.401) while the training loss still falls: the model
 # starts to overfit after epoch 4, which is why the runner tests the weights of the epoch with the
-# lowest validation loss. The first epoch barely learns (accuracy near chance) because the learning
-# rate is still warming up. The test accuracy (0.873) is within a point of the best validation
-# accuracy: the validation split is a fair estimate and the model generalises to unseen reviews.
-# The confusion matrix is roughly balanced; the more frequent error type is the one the run shows
-# (e.g. more negative reviews called positive), usually reviews with mixed or sarcastic wording.
+# lowest validation loss. The first epoch barely learns (accuracy near chance): the learning rate
+# warms up over its first 200 steps (of 365). The test accuracy (0.873) is within a point of the
+# best validation accuracy: the validation split is a fair estimate and the model generalises to
+# unseen reviews. The handout shows no confusion matrix; the run's says which error is more frequent
+# (in the laptop reference below, negative reviews called positive), typically reviews with mixed
+# or sarcastic wording.
 #
 # *Reference, laptop scale* (`course_solutions/recorded/sentiment_lstm-laptop.json`, reference code,
 # reviews cut to 128 tokens, every split whole, 5 epochs): training loss 0.687 -> 0.167, accuracy
@@ -1152,9 +1164,9 @@ sl.conclusions(sentiment)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_2_review", "locked": false, "points": 5, "schema_version": 3, "solution": true, "task": false}
 # *Model answer.* My review "I expected little, but the acting was superb and the story kept me
-# gripped until the very end." is predicted positive with a high probability (e.g. 0.95): right,
-# driven by words such as "superb" and "gripped". With "the acting was not superb" the prediction
-# barely changes: "not" is in the stop-word list, so it is removed from the vocabulary and maps to
+# gripped until the very end." is predicted positive with a high probability (the number depends on
+# the run): right, driven by words such as "superb" and "gripped". With "the acting was not superb"
+# the prediction barely changes: "not" is in the stop-word list, so it is removed from the vocabulary and maps to
 # `<unk>` like every unknown word, and the model cannot see the negation; sarcasm fails for the same
 # reason (the words are positive). The LSTM summarises the review in its final state, which favours
 # strong sentiment words, especially near the end.
@@ -1507,33 +1519,53 @@ from course_lib import hf_models as hf
 from course_lib.grading.checks import assert_equal, assert_true, grade, quiet
 
 ROWS = [[5, 6, 7], [8, 9, 10, 11, 12, 13]]
+### BEGIN HIDDEN TESTS
+HIDDEN_ROWS = [[4], [9, 8], [7, 7, 7, 7]]
+### END HIDDEN TESTS
 
 
-def run():
-    tokenizer = AutoTokenizer.from_pretrained(str(hf.local_gpt2("fast", say=None)))
-    tokenizer.pad_token = tokenizer.eos_token
+def _collate(tokenizer, rows):
     with quiet():
         collator = make_collator(tokenizer)
-        batch = collator([{"input_ids": list(r)} for r in ROWS])
+        batch = collator([{"input_ids": list(r)} for r in rows])
     return {"type": type(collator).__name__, "mlm": bool(getattr(collator, "mlm", True)), "pad": tokenizer.eos_token_id,
             **{k: batch[k].tolist() for k in ("input_ids", "attention_mask", "labels")}}
 
 
+def _check(got, rows, label):
+    assert_true(got["type"] == "DataCollatorForLanguageModeling",
+                f"{label} should be a DataCollatorForLanguageModeling, got a {got['type']}")
+    assert_equal(got["mlm"], False, name=f"{label}.mlm (causal language modelling: no masking)")
+    pad, T = got["pad"], max(map(len, rows))
+    assert_equal(got["input_ids"], [r + [pad] * (T - len(r)) for r in rows],
+                 name=f"the input_ids collated by {label} (padded on the right)")
+    assert_equal(got["attention_mask"], [[1] * len(r) + [0] * (T - len(r)) for r in rows],
+                 name=f"the attention mask of {label}")
+    assert_equal(got["labels"], [r + [-100] * (T - len(r)) for r in rows], name=f"the labels of {label} (-100 at padding)")
+
+
+def run():
+    folder = str(hf.local_gpt2("fast", say=None))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = tokenizer.eos_token
+    out = {"toy": _collate(tokenizer, ROWS)}
+    ### BEGIN HIDDEN TESTS
+    out["no_pad"] = _collate(AutoTokenizer.from_pretrained(folder), HIDDEN_ROWS)  # no padding token, as gpt2's
+    ### END HIDDEN TESTS
+    return out
+
+
 def check(out):
-    assert_true(out["type"] == "DataCollatorForLanguageModeling",
-                f"make_collator(tokenizer) should be a DataCollatorForLanguageModeling, got a {out['type']}")
-    assert_equal(out["mlm"], False, name="make_collator(tokenizer).mlm (causal language modelling: no masking)")
-    pad = out["pad"]
-    ids = [r + [pad] * (6 - len(r)) for r in ROWS]
-    assert_equal(out["input_ids"], ids, name="the collated input_ids (padded on the right)")
-    assert_equal(out["attention_mask"], [[1] * len(r) + [0] * (6 - len(r)) for r in ROWS], name="the attention mask")
-    assert_equal(out["labels"], [r + [-100] * (6 - len(r)) for r in ROWS], name="the labels (-100 at padding)")
+    _check(out["toy"], ROWS, "make_collator(tokenizer)")
+    ### BEGIN HIDDEN TESTS
+    _check(out["no_pad"], HIDDEN_ROWS, "make_collator of a tokenizer without a padding token (pad with end of text)")
+    ### END HIDDEN TESTS
 
 
 grade("test_make_collator", run, check, forbid=["course_solutions.layers", "course_solutions.gpt2"])
 
 # %% [markdown]
-# ### 3(c) Perplexity, counted right [6 pts]
+# ### 3(c) Perplexity, counted right [11 pts]
 #
 # The perplexity of a model on a data set is the exponential of the mean negative log-likelihood
 # **per predicted token**: $\exp\big(\frac{1}{N}\sum_{\text{rows}} \sum_{t \ge 1} -\log
@@ -1756,6 +1788,13 @@ pd.Series({"token-weighted (yours)": evaluate_perplexity(model, uneven),
 # token-weighted value only when every batch holds the same number of predicted tokens (e.g. all rows
 # full length, no padding).
 #
+# *Reference, laptop scale* (the course's GPT-2; the four sentences are 9, 4, 18 and 3 tokens):
+# 388.0 token-weighted; 192.4 the handout's count (the NLL of the 30 predicted tokens divided by
+# 34: the mean NLL 12 % too small, which halves the perplexity of this model); 449.2 the per-batch
+# average (the batch of 11 predicted tokens weighs as much as the one of 19). On the runner's
+# validation rows the handout's count gives 259 where the per-token perplexity is 280 (before
+# fine-tuning): 7 % too low.
+#
 # *Rubric:* 1 pt the numbers; 2 pts the handout's denominator counts one unpredicted token per row,
 # so too low, worst for short rows; 2 pts the per-batch average weighs batches equally, equal only
 # with equal token counts.
@@ -1885,7 +1924,7 @@ def check(out):
 grade("test_count_trainable", run, check, forbid=["course_solutions.layers", "course_solutions.gpt2"])
 
 # %% [markdown]
-# ### 3(e) Full fine-tuning and LoRA [19 pts]
+# ### 3(e) Full fine-tuning and LoRA [18 pts]
 #
 # The runner `course_lib.runners.gpt2_finetune` compares three models on the same validation rows,
 # each measured with **your** `evaluate_perplexity` (and, for comparison, the handout's count):
@@ -1967,7 +2006,7 @@ gf.conclusions(finetuned)
 #
 # *Reference, laptop scale* (`course_solutions/recorded/gpt2_finetune-laptop.json`, the course's own
 # GPT-2: 4 layers of 128, 1.86 million parameters, the handout's 10 % of WikiText-2, 3 epochs): perplexity
-# 280 before, 216 after full fine-tuning (1,858,304 trainable parameters, 3.7 CPU minutes), 270 with LoRA
+# 280 before, 216 after full fine-tuning (1,858,304 trainable parameters, 3.6 CPU minutes), 270 with LoRA
 # (131,072 trainable, 7 %; 3.2 CPU minutes). The ordering is the handout's, but the sizes differ: full
 # fine-tuning lowers the perplexity by 23 % (the handout: 36 %), LoRA by only 4 % (the handout: 30 %),
 # with the same learning rate for both and LoRA's update scaled by alpha / r = 0.25. Credit an answer
@@ -1990,6 +2029,14 @@ gf.conclusions(finetuned)
 # token, and once a phrase is likely after itself it loops. Sampling (temperature, top-k, nucleus
 # top-p), a repetition penalty or `no_repeat_ngram_size`, or beam search with such a penalty
 # reduce it.
+#
+# *Reference, laptop scale* (the recorded run of the course's GPT-2, greedy, 100 tokens): before
+# fine-tuning the continuation is a review-like fragment, `was a "s of the film.`, then only line
+# breaks; after full fine-tuning `, and the <unk> , and the <unk> , and the <unk> , and <unk> ...`,
+# after LoRA `was a <unk> , the <unk> , and <unk> , the <unk> ...`: the spaced punctuation of WikiText-2 and its `<unk>`
+# (the course's offline copy is the tokenized version, where rare words are `<unk>`), in a loop.
+# Offline there is no `@-@` in the samples and no encyclopaedic sentence: credit an answer that
+# describes what its own texts show.
 #
 # *Rubric:* 2 pts the change of style after fine-tuning described with the texts; 1 pt repetition
 # under greedy decoding identified and explained; 1 pt a remedy.
