@@ -112,7 +112,10 @@ def test_local_gpt2_builds_once_into_the_cache(monkeypatch, tmp_path):
     monkeypatch.setitem(hf.LOCAL_SCALES, "fast", TINY)
     said = []
     assert hf.default_model_name("fast", say=said.append) == str(folder) and len(builds) == 3
-    assert "not reachable" in said[0] and str(folder) in said[0]
+    assert "fast scale" in said[0] and str(folder) in said[0]
+    monkeypatch.setitem(hf.LOCAL_SCALES, "laptop", TINY)
+    assert hf.default_model_name("laptop", say=said.append) == str(folder) and len(builds) == 3
+    assert "not reachable" in said[1] and str(folder) in said[1]
     with pytest.raises(ValueError, match="Unknown local GPT-2"):
         hf.local_gpt2("huge")
 
@@ -236,3 +239,13 @@ def test_the_hub_path_calls_load_dataset_and_names_gpt2(monkeypatch):
     assert calls[-1][1] == "validation"
     said = []
     assert hf.default_model_name("laptop", say=said.append) == "gpt2" and "hub" in said[0]
+    assert hf.default_model_name("full", say=None) == "gpt2"
+
+
+def test_the_fast_scale_takes_the_toy_model_without_asking_the_hub(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hf, "_probe_hub", lambda timeout: pytest.fail("the fast scale asked the hub"))
+    monkeypatch.setattr(hf, "local_gpt2", lambda settings, say=None: tmp_path / settings.key())
+    said = []
+    assert hf.default_model_name("fast", say=said.append) == str(tmp_path / hf.LOCAL_SCALES["fast"].key())
+    assert "fast scale" in said[0]

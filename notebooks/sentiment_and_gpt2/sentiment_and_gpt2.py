@@ -74,7 +74,8 @@
 # **Which GPT-2.** On Colab (or wherever the Hugging Face hub answers) Part 3 loads `gpt2` from the
 # hub, as the handout does. Offline (the course's tests, a laptop without network) the same
 # `from_pretrained` calls load a small GPT-2 that the course builds itself from its own data
-# (`course_lib.hf_models`); the notebook prints which one it used. Report it in your answers.
+# (`course_lib.hf_models`); at the `fast` scale (the grader's) it is always the course's toy GPT-2.
+# The notebook prints which one it used. Report it in your answers.
 #
 # **Shapes.** Comments and docstrings name tensor dimensions with letters: `B` batch, `T` time (the
 # longest sequence of the batch), `E` embedding size, `H` hidden size, `V` vocabulary size, `C`
@@ -1207,7 +1208,8 @@ sl.conclusions(sentiment)
 # two calls: `AutoModelForCausalLM.from_pretrained(name)` (the network, a `GPT2LMHeadModel`) and
 # `AutoTokenizer.from_pretrained(name)` (its byte-level BPE tokenizer). `name` is `"gpt2"` on the
 # hub, or a local folder written by `save_pretrained`: the cell below picks `"gpt2"` where the hub
-# answers and otherwise the course's own small GPT-2 (it prints which; say it in your answers).
+# answers and otherwise the course's own small GPT-2 (at the `fast` scale, always the course's toy
+# one; it prints which: say it in your answers).
 
 # %%
 from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling
