@@ -5,7 +5,7 @@ Run as ``python -m course_lib.grading.replay --source SRC.ipynb --executed EXEC.
 included) with :func:`course_lib.grading.record.grade` in replay mode: ``run`` is never called,
 the recorded values are loaded with ``torch.load(weights_only=True)`` and ``check`` runs here. This
 process never imports or executes student code; it only reads the student's code as text, to look
-for functions a test forbids.
+for functions a test forbids and for names only the test cells define (:mod:`.helper_use`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import nbformat
 
 from . import record
 from .cells import grade_id, is_test_cell, nbgrader, split_hidden_tests
+from .helper_use import HelperNames, find_helper_use, helper_message, student_bindings
 
 PER_TEST_SECONDS = 120
 
@@ -63,6 +64,11 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
     except Exception:  # the executed notebook is the student's: judge records only
         code, cells = [], []
     results: dict[str, dict] = {}
+    # Test helpers are no answer (helper_use.py): a test whose reachable code reads a name only the
+    # test cells define, or the namespace by a computed name, fails. Reachable code only: a scratch
+    # cell's use, or another answer's, costs this test nothing.
+    helpers = HelperNames.from_notebook(src)
+    own = student_bindings(src_ for _, src_ in cells)
     replay = record._Replay(records, student_code=_safe_parse_code(code), cells=cells)
     record.set_replay(replay)
     # Checks are the instructor's code; a time limit guards against a slow one. SIGALRM exists only
@@ -92,6 +98,10 @@ def replay_tests(source: Path, executed: Path, records: Path) -> dict[str, dict]
             if res is None:
                 res = record.TestResult(passed=False, message=f"{test_id} does not call grade({test_id!r}, ...): tell your instructor")
             results[test_id] = dict(res)
+            hit = find_helper_use(replay.reachable(test_id), helpers.names(), own)
+            if hit:
+                results[test_id] = dict(record.TestResult(passed=False, message=helper_message(
+                    *hit, test_id, helpers.defined_by.get(hit[1]))))
         hidden = hidden_lines(src)
         for res in results.values():  # a student's error message must not carry hidden test code into feedback
             if res.pop("quoted", False):
