@@ -54,6 +54,9 @@
 #   (`steps_to_target` your `nqm_expected_loss`, `optimal_lr` your `steps_to_target`,
 #   `isoflop_analysis` your fits), its test swaps in other versions for the duration of the test, so a
 #   mistake in one costs only that one's points.
+# - **Libraries.** Use NumPy, PyTorch and the standard library in your answers: the grader has no SciPy
+#   (nor scikit-learn), so `scipy.stats.linregress` or `scipy.optimize.curve_fit` would fail there
+#   even where they work on Colab. `np.polyfit` and `np.linalg.lstsq` do every fit of this notebook.
 # - **Answers to the handout's multiple-choice questions** go in the dictionary `ANSWERS` (autograded,
 #   1 point each); each has a short written justification, graded by hand.
 # - The course's reference implementations (`course_solutions`) and the runner's own analysis
@@ -1479,7 +1482,7 @@ grade("test_fit_isoflop_minimum", run, check, forbid=["course_solutions.scaling"
 # %% [markdown]
 # **The power law.** Implement `fit_power_law(c, n_opt)`: `(coefficient, exponent)` of $N_{\text{opt}} =
 # k\, C^{\alpha}$, by a least-squares line through $(\log_{10} C, \log_{10} N_{\text{opt}})$, so that
-# `coefficient` $= k$ (not its logarithm).
+# `coefficient` $= k$ (not its logarithm). (NumPy, not SciPy: the grader has no SciPy.)
 
 # %% nbgrader={"grade": false, "grade_id": "fit_power_law", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def fit_power_law(c, n_opt):
