@@ -383,7 +383,7 @@ def batches(pairs: Iterable[tuple[str, str]], vocab: Vocab, batch_size: int,
     rng = None if seed is None else np.random.default_rng(_check_seed(seed))
     out = []
     for group in length_groups(pairs).values():
-        sources, targets = zip(*group)
+        sources, targets = zip(*group, strict=True)
         eos = np.full((len(group), 1), vocab.eos, dtype=np.int64)
         src = np.concatenate([vocab.encode_matrix(sources), eos], axis=1)
         tgt = np.concatenate([vocab.encode_matrix(targets), eos], axis=1)

@@ -219,7 +219,7 @@ def test_rule_reproduces_the_data(pairs):
     for q in (True, False):
         for s, t in set(miss[q]["large"]) - both:
             assert "qu" in s and pl.pig_latin(s, qu_block=not q) == t
-    for s, t in pl.EXCEPTIONS:   # the regular pair is in the data too
+    for s, _t in pl.EXCEPTIONS:   # the regular pair is in the data too
         assert (s, pl.pig_latin(s)) in large
 
 
@@ -313,7 +313,7 @@ def test_batches_tiny_exact():
 
 
 def decoded(batch_list, vocab):
-    return [(vocab.decode(s), vocab.decode(t)) for src, tgt in batch_list for s, t in zip(src, tgt)]
+    return [(vocab.decode(s), vocab.decode(t)) for src, tgt in batch_list for s, t in zip(src, tgt, strict=True)]
 
 
 def test_batches_of_the_data_decode_back(pairs):

@@ -8,10 +8,10 @@ records from the source notebook, reading the student's code as text only.
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-import nbformat
 from course_lib.grading import record
 from course_lib.grading.helper_use import HelperNames, find_helper_use, student_bindings
 from course_lib.grading.record import RECORD_ENV
