@@ -74,27 +74,31 @@ def _star_names(module: str | None, level: int) -> set[str]:
     return {n for n in names if isinstance(n, str)}
 
 
+def _bound_by(node, *, imports: bool) -> set[str]:
+    """The names one AST node binds in the scope it runs in: stored or deleted names, a def's or class's
+    name, ``except ... as``, match captures, and with ``imports`` the names an import binds."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+        return {node.id}
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+        return {node.name}
+    if isinstance(node, ast.MatchMapping) and node.rest:
+        return {node.rest}
+    if imports and isinstance(node, ast.Import):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    if imports and isinstance(node, ast.ImportFrom):
+        out: set[str] = set()
+        for a in node.names:
+            out.update(_star_names(node.module, node.level) if a.name == "*" else {a.asname or a.name})
+        return out
+    return set()
+
+
 def _top_level_bindings(tree, *, imports: bool) -> set[str]:
     """Names bound at the top level of ``tree`` (the module scope: not inside defs, classes, lambdas)."""
-    out: set[str] = set()
-    for stmt in tree.body:
-        for node in _module_scope_nodes(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                out.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                out.add(node.name)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                out.add(node.name)
-            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-                out.add(node.name)
-            elif isinstance(node, ast.MatchMapping) and node.rest:
-                out.add(node.rest)
-            elif imports and isinstance(node, ast.Import):
-                out.update((a.asname or a.name).split(".")[0] for a in node.names)
-            elif imports and isinstance(node, ast.ImportFrom):
-                for a in node.names:
-                    out.update(_star_names(node.module, node.level) if a.name == "*" else {a.asname or a.name})
-    return out
+    return {name for stmt in tree.body for node in _module_scope_nodes(stmt)
+            for name in _bound_by(node, imports=imports)}
 
 
 def _module_scope_nodes(stmt):
@@ -162,25 +166,12 @@ def student_bindings(cells: Iterable[str]) -> set[str]:
         if tree is None:
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                out.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                out.add(node.name)
-            elif isinstance(node, ast.arg):
+            if isinstance(node, ast.arg):
                 out.add(node.arg)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                out.add(node.name)
             elif isinstance(node, (ast.Global, ast.Nonlocal)):
                 out.update(node.names)
-            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-                out.add(node.name)
-            elif isinstance(node, ast.MatchMapping) and node.rest:
-                out.add(node.rest)
-            elif isinstance(node, ast.Import):
-                out.update((a.asname or a.name).split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                for a in node.names:
-                    out.update(_star_names(node.module, node.level) if a.name == "*" else {a.asname or a.name})
+            else:
+                out.update(_bound_by(node, imports=True))
     return out
 
 
